@@ -1,0 +1,40 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both build the same local venv first.
+# torch==2.13.0 is installed before anything that depends on it: otherwise pip pulls a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv test lint demo constraints clean
+
+$(VENV)/.deps: setup.py $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install --quiet -c $(CONSTRAINTS) ".[test]"
+	touch $@
+
+# The project itself is reinstalled every time (seconds): the ament-index layout under the venv prefix
+# (lib/<pkg>/, share/) must match the tree the tests run against.
+venv: $(VENV)/.deps
+	$(PIP) install --quiet --no-deps --no-build-isolation --force-reinstall --no-compile .
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+constraints: $(VENV)/.deps
+	( echo "# Exact versions CI and the README install with (pip -c). Regenerate after a deliberate upgrade:"; \
+	  echo "#   make constraints"; \
+	  $(PIP) freeze --exclude-editable | grep -v -E '^(fast.scnn.ros|pip|setuptools|wheel)[=@ ]' | sed 's/+cpu$$//' ) > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

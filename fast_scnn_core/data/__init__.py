@@ -1,0 +1,1 @@
+"""Datasets (Cityscapes layout, generic image/mask folders), transforms and the synthetic generator."""

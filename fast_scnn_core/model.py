@@ -1,0 +1,317 @@
+"""Fast-SCNN (Poudel, Liwicki, Cipolla 2019), one module per row group of the paper's Table 1.
+
+Read this file next to the paper:
+
+- Table 1  -> `FastSCNN`: LearningToDownsample, GlobalFeatureExtractor, FeatureFusion, Classifier.
+- Table 2  -> `Bottleneck` (MobileNet-V2 inverted residual, arguments t, c, s).
+- Table 3  -> `FeatureFusion` (upsample, dilated depthwise 3x3, pointwise convs, add, ReLU).
+- Sec. 3.2.1 -> `DSConv` has no non-linearity between depthwise and pointwise convolution.
+- Sec. 4.1 -> BatchNorm before every non-linearity, ReLU (not ReLU6), dropout only before the
+  last layer, auxiliary heads after learning-to-downsample and the global feature extractor.
+
+Where the paper is silent (documented in README "Model: choices where the paper is silent"):
+BatchNorm also follows each depthwise convolution (sec. 4.1 says BN precedes every non-linearity;
+we keep it after the depthwise conv too, as MobileNet-V2 does), the pyramid pooling module is
+PSPNet's (1x1 conv to c/4 per bin, concat with the input, 1x1 conv back to 128 with BN + ReLU),
+dropout p=0.1, and the auxiliary heads are 3x3 conv-BN-ReLU -> dropout -> 1x1 conv.
+
+Every resize is to an explicit size taken from the tensors, never a fixed scale factor, so any
+input height and width work (97x131 included).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Bump when a change makes old state_dicts load into a different network; checkpoints store it.
+ARCH_VERSION = 1
+
+OutputMode = Literal["logits", "prob", "cls"]
+OUTPUT_MODES: tuple[str, ...] = ("logits", "prob", "cls")
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d (no bias) -> BatchNorm -> optional ReLU; the unit every table row is built from."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        relu: bool = True,
+    ) -> None:
+        padding = dilation * (kernel_size - 1) // 2
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            conv=nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+                bias=False,
+            ),
+            bn=nn.BatchNorm2d(out_channels),
+        )
+        if relu:
+            layers["relu"] = nn.ReLU(inplace=True)
+        super().__init__(layers)
+
+
+class DSConv(nn.Module):
+    """Depthwise separable convolution (Table 1 'DSConv'): depthwise 3x3 -> BN -> pointwise -> BN -> ReLU.
+
+    No non-linearity between the depthwise and pointwise convolution (sec. 3.2.1).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.depthwise = ConvBN(in_channels, in_channels, 3, stride, groups=in_channels, relu=False)
+        self.pointwise = ConvBN(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class Bottleneck(nn.Module):
+    """Bottleneck residual block (Table 2): 1x1 expand by t, f -> 3x3 depthwise stride s, f -> 1x1 linear.
+
+    The residual is added when input and output have the same shape (sec. 3.2.2).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, t: int, s: int) -> None:
+        super().__init__()
+        hidden = in_channels * t
+        self.use_residual = s == 1 and in_channels == out_channels
+        self.expand = ConvBN(in_channels, hidden, 1)
+        self.depthwise = ConvBN(hidden, hidden, 3, s, groups=hidden)
+        self.project = ConvBN(hidden, out_channels, 1, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.use_residual else out
+
+
+def bottleneck_stage(in_channels: int, t: int, c: int, n: int, s: int) -> nn.Sequential:
+    """One Table 1 'bottleneck' row: n blocks with c output channels, stride s on the first only."""
+    blocks = [Bottleneck(in_channels if i == 0 else c, c, t, s if i == 0 else 1) for i in range(n)]
+    return nn.Sequential(*blocks)
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """`F.adaptive_avg_pool2d` that also exports to ONNX when the size is not a multiple of `bins`.
+
+    Eager mode calls the native kernel. Under tracing/export the same windows (PyTorch's
+    floor(i*n/bins) .. ceil((i+1)*n/bins)) are built as an averaging matrix from the runtime
+    shape, so the graph keeps dynamic height/width; the legacy exporter refuses the native op
+    on such sizes (bin 3 on a 16x32 map).
+    """
+    if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()):
+        return F.adaptive_avg_pool2d(x, bins)
+    h, w = x.shape[-2], x.shape[-1]
+    return _pool_matrix(h, bins, x) @ x @ _pool_matrix(w, bins, x).transpose(0, 1)
+
+
+def _pool_matrix(size: int | torch.Tensor, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, size) matrix whose rows average the adaptive-pooling window of each bin."""
+    positions = torch.arange(size, device=like.device)
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * size, bins, rounding_mode="floor")
+    end = torch.div((index + 1) * size + bins - 1, bins, rounding_mode="floor")
+    window = (positions[None, :] >= start[:, None]) & (positions[None, :] < end[:, None])
+    window = window.to(like.dtype)
+    return window / window.sum(dim=1, keepdim=True)
+
+
+class PyramidPooling(nn.Module):
+    """Pyramid pooling module (PSPNet) at the end of the global feature extractor (Table 1 'PPM')."""
+
+    def __init__(self, in_channels: int, out_channels: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        self.bins = tuple(bins)
+        branch_channels = in_channels // len(self.bins)
+        self.stages = nn.ModuleList(ConvBN(in_channels, branch_channels, 1) for _ in self.bins)
+        self.project = ConvBN(in_channels + branch_channels * len(self.bins), out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(stage(adaptive_avg_pool2d(x, bins)), size=size, mode="bilinear", align_corners=False)
+            for bins, stage in zip(self.bins, self.stages, strict=True)
+        ]
+        return self.project(torch.cat([x, *pooled], dim=1))
+
+
+class LearningToDownsample(nn.Module):
+    """Learning to downsample (sec. 3.2.1): Conv2D 3x3 s2 -> 32, DSConv s2 -> 48, DSConv s2 -> 64."""
+
+    def __init__(self, in_channels: int = 3, c1: int = 32, c2: int = 48, c3: int = 64) -> None:
+        super().__init__()
+        self.conv = ConvBN(in_channels, c1, 3, stride=2)
+        self.dsconv1 = DSConv(c1, c2, stride=2)
+        self.dsconv2 = DSConv(c2, c3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dsconv2(self.dsconv1(self.conv(x)))
+
+
+class GlobalFeatureExtractor(nn.Module):
+    """Global feature extractor (sec. 3.2.2): three bottleneck rows of Table 1, then PPM."""
+
+    def __init__(self, in_channels: int = 64, t: int = 6, out_channels: int = 128) -> None:
+        super().__init__()
+        self.stage1 = bottleneck_stage(in_channels, t=t, c=64, n=3, s=2)
+        self.stage2 = bottleneck_stage(64, t=t, c=96, n=3, s=2)
+        self.stage3 = bottleneck_stage(96, t=t, c=128, n=3, s=1)
+        self.ppm = PyramidPooling(128, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ppm(self.stage3(self.stage2(self.stage1(x))))
+
+
+class FeatureFusion(nn.Module):
+    """Feature fusion module (Table 3).
+
+    Low resolution: upsample to the high-resolution size, DWConv 3x3 dilation 4 + BN + ReLU,
+    Conv2D 1x1 + BN. High resolution (the skip connection): Conv2D 1x1 + BN. Add, ReLU.
+    `zero_skip` drops the high-resolution contribution (the paper's ablation, sec. 4.2).
+    """
+
+    def __init__(self, high_channels: int = 64, low_channels: int = 128, out_channels: int = 128, x: int = 4) -> None:
+        super().__init__()
+        self.zero_skip = False
+        self.dwconv = ConvBN(low_channels, low_channels, 3, dilation=x, groups=low_channels)
+        self.conv_low = ConvBN(low_channels, out_channels, 1, relu=False)
+        self.conv_high = ConvBN(high_channels, out_channels, 1, relu=False)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        low = F.interpolate(low, size=high.shape[-2:], mode="bilinear", align_corners=False)
+        low = self.conv_low(self.dwconv(low))
+        if self.zero_skip:
+            return self.relu(low)
+        return self.relu(low + self.conv_high(high))
+
+
+class Classifier(nn.Module):
+    """Classifier (sec. 3.2.4): DSConv 128 x2, dropout (sec. 4.1), Conv2D 1x1 -> num_classes."""
+
+    def __init__(self, channels: int, num_classes: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dsconv1 = DSConv(channels, channels)
+        self.dsconv2 = DSConv(channels, channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.dropout(self.dsconv2(self.dsconv1(x))))
+
+
+class AuxHead(nn.Module):
+    """Auxiliary head for the training-only auxiliary losses (sec. 4.1, weight 0.4)."""
+
+    def __init__(self, in_channels: int, num_classes: int, hidden: int = 32, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.conv = ConvBN(in_channels, hidden, 3)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Conv2d(hidden, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.conv(x)))
+
+
+class FastSCNN(nn.Module):
+    """Fast-SCNN for `num_classes` classes; input is a normalised float image batch (N, 3, H, W).
+
+    Output by `mode`: `logits` (N, C, H, W), `prob` softmax (N, C, H, W) or `cls` argmax labels
+    (N, H, W, int64), always at the input's H and W. In training mode with `aux=True` the
+    forward returns `(logits, aux_downsample, aux_global)`, all at input size.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 19,
+        in_channels: int = 3,
+        aux: bool = True,
+        dropout: float = 0.1,
+        mode: OutputMode = "logits",
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.mode = mode
+        self.learning_to_downsample = LearningToDownsample(in_channels)
+        self.global_feature_extractor = GlobalFeatureExtractor(64)
+        self.feature_fusion = FeatureFusion(64, 128, 128)
+        self.classifier = Classifier(128, num_classes, dropout)
+        if aux:
+            self.aux_downsample = AuxHead(64, num_classes)
+            self.aux_global = AuxHead(128, num_classes)
+        else:
+            self.aux_downsample = None
+            self.aux_global = None
+        self._init_weights()
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in OUTPUT_MODES:
+            raise ValueError(f"mode must be one of {OUTPUT_MODES}, got {value!r}")
+        self._mode = value
+
+    @property
+    def zero_skip(self) -> bool:
+        """Zero the skip connection's contribution to the fusion (the paper's ablation, sec. 4.2)."""
+        return self.feature_fusion.zero_skip
+
+    @zero_skip.setter
+    def zero_skip(self, value: bool) -> None:
+        self.feature_fusion.zero_skip = bool(value)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        size = x.shape[-2:]
+        high = self.learning_to_downsample(x)
+        low = self.global_feature_extractor(high)
+        logits = self.classifier(self.feature_fusion(high, low))
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        if self.training and self.aux_downsample is not None:
+            aux1 = F.interpolate(self.aux_downsample(high), size=size, mode="bilinear", align_corners=False)
+            aux2 = F.interpolate(self.aux_global(low), size=size, mode="bilinear", align_corners=False)
+            return logits, aux1, aux2
+        if self._mode == "prob":
+            return logits.softmax(dim=1)
+        if self._mode == "cls":
+            return logits.argmax(dim=1)
+        return logits
+
+
+def count_parameters(model: nn.Module, inference_only: bool = True) -> int:
+    """Number of parameters; with `inference_only` the training-only auxiliary heads are left out."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if not (inference_only and name.startswith(("aux_downsample.", "aux_global.")))
+    )

@@ -1,0 +1,66 @@
+"""fast_scnn_ros: one ament_python ROS 2 package that is also a normal pip package.
+
+Both `colcon build` and `pip install` lay out the ament index so `ros2 run` / `ros2 launch` find us:
+  share/ament_index/resource_index/packages/{fast_scnn_ros,fast_scnn_core}   (markers)
+  share/fast_scnn_ros/{package.xml,launch/,config/}
+  lib/fast_scnn_ros/segmentation_node, lib/fast_scnn_core/train            (launcher scripts)
+The launchers are data_files, not console_scripts: a wheel ignores setup.cfg's install_scripts,
+and pip keeps a data file's run bit.
+"""
+
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = "fast_scnn_ros"
+
+TORCH = "torch>=2.1"  # CI and README install torch==2.13.0 (CPU wheel) first; see .ci/run
+ROS = [
+    "ros-rclpy[fastrtps]",
+    "ros-sensor-msgs",
+    "ros-std-msgs",
+    "ros-diagnostic-msgs",
+    "ros-rcl-interfaces",
+]
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Fast-SCNN real-time semantic segmentation in PyTorch, with a ROS 2 node",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fast_scnn_core", "fast_scnn_core.*", "fast_scnn_ros", "fast_scnn_ros.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/fast_scnn_ros", "resource/fast_scnn_core"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        ("lib/fast_scnn_ros", ["scripts/segmentation_node"]),
+        ("lib/fast_scnn_core", ["scripts/train"]),
+    ],
+    install_requires=[
+        TORCH,
+        "numpy>=1.24",
+        "PyYAML>=6.0",
+        "opencv-python-headless>=4.8",
+        "albumentations>=1.4",
+        "tqdm>=4.60",
+        "tensorboard>=2.14",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "ros": ROS,
+        "onnx": ONNX,
+        "test": ["pytest>=8", "ruff>=0.6", *ONNX, *ROS],
+    },
+    entry_points={
+        "console_scripts": [
+            "fast-scnn = fast_scnn_core.cli:main",
+        ],
+    },
+    zip_safe=False,
+)

@@ -1,0 +1,85 @@
+"""`pip install .` lays out the ament index so `ros2 run` / `ros2 launch` find both packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project installed with pip into an empty prefix, as a user's `pip install .` would."""
+    target = tmp_path_factory.mktemp("prefix")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--prefix",
+            str(target),
+            "--no-compile",
+            str(REPO),
+        ],
+        check=True,
+        cwd=build,
+        env={**os.environ, "PIP_NO_WARN_SCRIPT_LOCATION": "1", "TMPDIR": str(build)},
+    )
+    return target
+
+
+def site_packages(prefix: Path) -> Path:
+    rel = Path(sysconfig.get_path("purelib")).relative_to(sysconfig.get_path("data"))
+    return prefix / rel
+
+
+@pytest.mark.parametrize("package", ["fast_scnn_ros", "fast_scnn_core"])
+def test_ament_index_marker_exists(prefix: Path, package: str) -> None:
+    assert (prefix / "share/ament_index/resource_index/packages" / package).is_file()
+
+
+def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
+    share = prefix / "share/fast_scnn_ros"
+    assert (share / "package.xml").is_file()
+    assert sorted(p.name for p in (share / "launch").iterdir()) == sorted(
+        p.name for p in (REPO / "launch").glob("*.launch.py")
+    )
+    assert sorted(p.name for p in (share / "config").iterdir()) == sorted(
+        p.name for p in (REPO / "config").glob("*.yaml")
+    )
+
+
+@pytest.mark.parametrize("executable", ["fast_scnn_ros/segmentation_node", "fast_scnn_core/train"])
+def test_lib_executables_exist_and_are_executable(prefix: Path, executable: str) -> None:
+    path = prefix / "lib" / executable
+    assert path.is_file()
+    assert os.access(path, os.X_OK)
+
+
+def test_console_script_installed(prefix: Path) -> None:
+    assert os.access(prefix / "bin/fast-scnn", os.X_OK)
+
+
+def test_installed_train_executable_is_fast_scnn_train(prefix: Path, tmp_path: Path) -> None:
+    """`ros2 run fast_scnn_core train --help` runs the installed code, outside the source tree."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site_packages(prefix)),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [str(prefix / "lib/fast_scnn_core/train"), "--help"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: fast-scnn train" in result.stdout
