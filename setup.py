@@ -55,7 +55,7 @@ setup(
     extras_require={
         "ros": ROS,
         "onnx": ONNX,
-        "test": ["pytest>=8", "ruff>=0.6", *ONNX, *ROS],
+        "test": ["pytest>=8", "ruff>=0.6", "colcon-common-extensions>=0.3", *ONNX, *ROS],
     },
     entry_points={
         "console_scripts": [

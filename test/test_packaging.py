@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -83,3 +84,49 @@ def test_installed_train_executable_is_fast_scnn_train(prefix: Path, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     assert "usage: fast-scnn train" in result.stdout
+
+
+def test_colcon_build_lays_out_the_same_ament_index(tmp_path: Path) -> None:
+    """`colcon build` in a ROS 2 workspace installs the same share/ and lib/<pkg>/ layout as pip."""
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
+    if colcon is None:
+        pytest.skip("colcon is not installed (pip install colcon-common-extensions)")
+    src = tmp_path / "src/fast_scnn_ros"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "*.egg-info"))
+    subprocess.run(
+        [colcon, "build", "--event-handlers", "console_direct-"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    installed = tmp_path / "install/fast_scnn_ros"
+    for package in ("fast_scnn_ros", "fast_scnn_core"):
+        assert (installed / "share/ament_index/resource_index/packages" / package).is_file()
+    assert (installed / "share/fast_scnn_ros/package.xml").is_file()
+    assert (installed / "share/fast_scnn_ros/launch/segment.launch.py").is_file()
+    for executable in ("fast_scnn_ros/segmentation_node", "fast_scnn_core/train"):
+        assert os.access(installed / "lib" / executable, os.X_OK)
+
+
+def test_ament_index_resolves_packages_like_ros2_run(prefix: Path) -> None:
+    """`ros2 run PKG EXE` = get_package_prefix(PKG) / lib / PKG / EXE; `ros2 launch` uses the share dir."""
+    pytest.importorskip("ament_index_python.packages")
+    script = (
+        "import sys, ament_index_python.packages as a;"
+        "print(a.get_package_prefix('fast_scnn_core'));"
+        "print(a.get_package_prefix('fast_scnn_ros'));"
+        "print(a.get_package_share_directory('fast_scnn_ros'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "AMENT_PREFIX_PATH": str(prefix)},
+    )
+    core_prefix, ros_prefix, share = result.stdout.split()
+    assert Path(core_prefix) == prefix and Path(ros_prefix) == prefix
+    assert (Path(share) / "launch/segment.launch.py").is_file()
+    assert os.access(Path(core_prefix) / "lib/fast_scnn_core/train", os.X_OK)
+    assert os.access(Path(ros_prefix) / "lib/fast_scnn_ros/segmentation_node", os.X_OK)
