@@ -351,7 +351,7 @@ class SegmentationNode(Node):
         """Current parameter values with pending `changes` applied; unset arrays read as []."""
         values = {}
         for name in names:
-            value = changes[name] if name in changes else self.get_parameter(name).value
+            value = changes[name] if name in changes else self.get_parameter_or(name).value
             values[name] = [] if value is None and self._specs[name].default is Parameter.Type.STRING_ARRAY else value
         return values
 
