@@ -43,7 +43,7 @@ from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES
 from fast_scnn_core.model import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
-from fast_scnn_ros.node import DIAGNOSTIC_NAME
+from fast_scnn_ros.node import diagnostic_name
 
 REPO = Path(__file__).resolve().parents[1]
 EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
@@ -97,7 +97,7 @@ def measure(checkpoint: Path, rgb: np.ndarray, frames: int, warmup: int, device:
             DiagnosticArray,
             "/diagnostics",
             lambda a: reports.extend(
-                {kv.key: kv.value for kv in s.values} for s in a.status if s.name == DIAGNOSTIC_NAME
+                {kv.key: kv.value for kv in s.values} for s in a.status if s.name == diagnostic_name()
             ),
             1000,  # held by DDS while this process runs the engine alone and does not spin
         )

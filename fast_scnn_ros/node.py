@@ -64,7 +64,11 @@ CONFIDENCE_TOPIC = "segmentation/confidence"
 CAMERA_INFO_OUT_TOPIC = "segmentation/camera_info"
 CLASS_INFO_TOPIC = "segmentation/class_info"
 DIAGNOSTICS_TOPIC = "/diagnostics"
-DIAGNOSTIC_NAME = f"{NODE_NAME}: segmentation"
+
+
+def diagnostic_name(node_name: str = NODE_NAME) -> str:
+    """Name of the node's DiagnosticStatus ('<node name>: segmentation', as diagnostic_updater names tasks)."""
+    return f"{node_name}: segmentation"
 
 
 @dataclass(frozen=True)
@@ -550,7 +554,7 @@ class SegmentationNode(Node):
             message = "waiting for images"
         status = DiagnosticStatus(
             level=level,
-            name=DIAGNOSTIC_NAME,
+            name=diagnostic_name(self.get_name()),
             message=message,
             hardware_id=str(self._segmenter.device),
             values=[KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in values.items()],

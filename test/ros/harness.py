@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -22,7 +23,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
-from fast_scnn_ros.node import DIAGNOSTIC_NAME
+from fast_scnn_ros.node import NODE_NAME, diagnostic_name
 
 REPO = Path(__file__).resolve().parents[2]
 EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
@@ -34,6 +35,8 @@ class NodeProcess:
     """segmentation_node started as launch does: params file, overrides, remaps; output kept in files."""
 
     def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True) -> None:
+        if not os.access(EXECUTABLE, os.X_OK):
+            pytest.fail(f"{EXECUTABLE} is missing: install the project into this environment first (make venv)")
         self.workdir = workdir
         args = ["--ros-args", *(["--params-file", str(PARAMS_FILE)] if params_file else []), *ros_args]
         # PYTHONPATH: run the working tree's code through the installed launcher (identical in CI).
@@ -93,6 +96,7 @@ class RosHarness:
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._stamp = 0
+        self.diagnostic_name = diagnostic_name()
         self._diagnostics = self.collect(DiagnosticArray, "/diagnostics")
         self._publishers: dict[tuple[type, str], Any] = {}
 
@@ -127,8 +131,12 @@ class RosHarness:
         header.stamp.sec, header.stamp.nanosec = 1000 + self._stamp, 123_456_789
         return header
 
-    def wait_ready(self, proc: NodeProcess, image_topic: str, msg_type: type) -> None:
-        """The node is up when its latched class_info arrives and it subscribes our image topic."""
+    def wait_ready(self, proc: NodeProcess, image_topic: str, msg_type: type, node_name: str = NODE_NAME) -> None:
+        """The node is up when its latched class_info arrives and it subscribes our image topic.
+
+        From then on diagnostics() reads this node's reports (tell nodes apart with -r __node:=<name>).
+        """
+        self.diagnostic_name = diagnostic_name(node_name)
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
@@ -155,14 +163,14 @@ class RosHarness:
         """The newest /diagnostics values of the node ({} before the first report)."""
         for array in reversed(self._diagnostics.messages):
             for status in array.status:
-                if status.name == DIAGNOSTIC_NAME:
+                if status.name == self.diagnostic_name:
                     return {kv.key: kv.value for kv in status.values} | {"level": status.level}
         return {}
 
     def diagnostics_seen(self, level: bytes, message: str) -> bool:
         """Whether any report of the node so far had this level and message text."""
         return any(
-            status.name == DIAGNOSTIC_NAME and status.level == level and message in status.message
+            status.name == self.diagnostic_name and status.level == level and message in status.message
             for array in self._diagnostics.messages
             for status in array.status
         )

@@ -23,9 +23,9 @@ def node(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
     """Remapped like launch does: image -> /test/camera/image_raw, so the node reads .../compressed."""
     proc = start_node(
         "-p", f"checkpoint:={checkpoint}", "-p", "input_compressed:=true", "-p", "diagnostics_period:=0.2",
-        "-r", "image:=/test/camera/image_raw",
+        "-r", "image:=/test/camera/image_raw", "-r", "__node:=fast_scnn_compressed",
     )  # fmt: skip
-    ros.wait_ready(proc, COMPRESSED, CompressedImage)
+    ros.wait_ready(proc, COMPRESSED, CompressedImage, node_name="fast_scnn_compressed")
     return proc
 
 
