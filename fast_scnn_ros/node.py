@@ -36,7 +36,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from fast_scnn_core.errors import FastSCNNError, InputError
+from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.visualize import class_mask, colorize, overlay
@@ -294,9 +294,10 @@ class SegmentationNode(Node):
         self._specs = {spec.name: spec for spec in parameter_specs()}
         for spec in self._specs.values():
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        self._check_choices(self._values({}, self._specs))
         self._engine = self._engine_config({})
         if not self._engine.checkpoint:
-            raise FastSCNNError(
+            raise CheckpointError(
                 "parameter 'checkpoint' is not set: pass checkpoint:=/path/to/model.pt (launch argument) or "
                 "-p checkpoint:=... Train one with `fast-scnn train` (quick start on synthetic data: "
                 "`fast-scnn synth --out data/synth` then `fast-scnn train --config config/train_synthetic.yaml`)"
@@ -359,13 +360,16 @@ class SegmentationNode(Node):
             values[name] = [] if value is None and self._specs[name].default is Parameter.Type.STRING_ARRAY else value
         return values
 
-    def _engine_config(self, changes: dict[str, Any]) -> InferenceConfig:
-        names = [field.name for field in dataclasses.fields(InferenceConfig) if field.name in self._specs]
-        values = self._values(changes, names)
+    def _check_choices(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             choices = self._specs[name].choices
             if choices and value not in choices:
-                raise FastSCNNError(f"parameter {name!r} must be one of {', '.join(choices)}; got {value!r}")
+                raise ConfigError(f"parameter {name!r} must be one of {', '.join(choices)}; got {value!r}")
+
+    def _engine_config(self, changes: dict[str, Any]) -> InferenceConfig:
+        names = [field.name for field in dataclasses.fields(InferenceConfig) if field.name in self._specs]
+        values = self._values(changes, names)
+        self._check_choices(values)
         return dataclasses.replace(getattr(self, "_engine", InferenceConfig()), **values)
 
     def _output_settings(self, changes: dict[str, Any]) -> OutputSettings:
@@ -378,7 +382,7 @@ class SegmentationNode(Node):
             elif name in self._mask_tokens:
                 class_id = self._mask_tokens.index(name)
             else:
-                raise FastSCNNError(
+                raise ConfigError(
                     f"mask_classes: unknown class {name!r}; this checkpoint's classes are {list(self._classes.names)}"
                 )
             if class_id not in mask_ids:

@@ -255,3 +255,9 @@ def test_without_a_checkpoint_the_node_refuses_to_start_and_says_how_to_train(st
     assert proc.popen.wait(timeout=TIMEOUT) != 0
     output = proc.output()
     assert "fast-scnn train" in output and "Traceback" not in output, output
+
+
+def test_an_invalid_startup_parameter_refuses_with_the_reason(start_node, checkpoint: Path) -> None:
+    proc = start_node("-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliabl")
+    assert proc.popen.wait(timeout=TIMEOUT) == 2
+    assert "qos_reliability" in proc.output() and "best_effort, reliable" in proc.output()
