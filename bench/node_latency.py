@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 101))  # 101..200: apart from the tests' 1..100
+os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # Images above Fast DDS's 512 KiB shared-memory segment are lost over best effort without this profile.
 os.environ.setdefault(
