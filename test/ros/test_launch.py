@@ -1,0 +1,131 @@
+"""launch/segment.launch.py and config/segment.yaml agree with the node and with the installed layout.
+
+launch/launch_ros are not on PyPI, so the launch file is checked by construction (parsed with ast);
+a real import test runs where launch_ros is installed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rclpy.parameter import Parameter
+
+from fast_scnn_ros.node import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME, parameter_specs
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH_FILE = REPO / "launch/segment.launch.py"
+PREFIX = Path(sys.prefix)
+SPECS = {spec.name: spec for spec in parameter_specs()}
+ARGUMENTS = {"checkpoint", "image_topic", "camera_info_topic", "params_file", "device", "width", "height"}
+ARGUMENTS |= {"input_compressed"}
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == name
+    ]
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr:
+    [value] = [k.value for k in call.keywords if k.arg == name]
+    return value
+
+
+def launch_configuration_name(node: ast.expr) -> str:
+    [call] = calls(node, "LaunchConfiguration")
+    return ast.literal_eval(call.args[0])
+
+
+@pytest.fixture(scope="module")
+def tree() -> ast.Module:
+    return ast.parse(LAUNCH_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def declared(tree: ast.Module) -> dict[str, ast.expr]:
+    """Launch argument name -> its default_value expression."""
+    arguments = calls(tree, "DeclareLaunchArgument")
+    return {ast.literal_eval(call.args[0]): keyword(call, "default_value") for call in arguments}
+
+
+def test_launch_arguments_are_declared_and_every_use_refers_to_one(tree: ast.Module, declared: dict) -> None:
+    assert set(declared) == ARGUMENTS
+    used = {ast.literal_eval(call.args[0]) for call in calls(tree, "LaunchConfiguration")}
+    assert used == set(declared)
+    assert ast.literal_eval(declared["image_topic"]) == "/camera/image_raw"
+
+
+def test_node_action_names_an_installed_executable(tree: ast.Module) -> None:
+    [node] = calls(tree, "Node")
+    package = ast.literal_eval(keyword(node, "package"))
+    executable = ast.literal_eval(keyword(node, "executable"))
+    assert (package, executable, ast.literal_eval(keyword(node, "name"))) == (
+        "fast_scnn_ros",
+        "segmentation_node",
+        NODE_NAME,
+    )
+    assert os.access(PREFIX / "lib" / package / executable, os.X_OK)
+    assert (PREFIX / "share/ament_index/resource_index/packages" / package).is_file()
+
+
+def test_default_params_file_is_the_installed_config(tree: ast.Module, declared: dict) -> None:
+    [share] = calls(tree, "get_package_share_directory")
+    [join] = [c for c in calls(tree, "join") if share in ast.walk(c)]
+    relative = [ast.literal_eval(a) for a in join.args[1:]]
+    installed = PREFIX / "share" / ast.literal_eval(share.args[0]) / Path(*relative)
+    assert installed.is_file() and installed.read_text() == (REPO / "config/segment.yaml").read_text()
+    assert isinstance(declared["params_file"], ast.Name)  # the variable holding that path
+
+
+def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Module) -> None:
+    [node] = calls(tree, "Node")
+    params_file, overrides = keyword(node, "parameters").elts
+    assert launch_configuration_name(params_file) == "params_file"
+    python_types = {str: "str", int: "int", bool: "bool", float: "float"}
+    for key, value in zip(overrides.keys, overrides.values, strict=True):
+        name = ast.literal_eval(key)
+        assert name in SPECS, f"launch overrides {name!r}, which the node does not declare"
+        [call] = calls(value, "ParameterValue")
+        assert keyword(call, "value_type").id == python_types[type(SPECS[name].default)], name
+
+
+def test_remapped_topics_are_the_nodes_inputs(tree: ast.Module) -> None:
+    [node] = calls(tree, "Node")
+    remapped = {
+        ast.literal_eval(pair.elts[0]): launch_configuration_name(pair.elts[1])
+        for pair in keyword(node, "remappings").elts
+    }
+    assert remapped == {IMAGE_TOPIC: "image_topic", CAMERA_INFO_TOPIC: "camera_info_topic"}
+
+
+def test_params_yaml_documents_every_parameter_with_its_default() -> None:
+    config = yaml.safe_load((REPO / "config/segment.yaml").read_text())
+    values = config[NODE_NAME]["ros__parameters"]
+    assert set(values) == set(SPECS)
+    for name, spec in SPECS.items():
+        expected = [] if spec.default is Parameter.Type.STRING_ARRAY else spec.default
+        assert values[name] == expected and type(values[name]) is type(expected), name
+    text = (REPO / "config/segment.yaml").read_text().splitlines()
+    for name in SPECS:  # a comment above each parameter or above the group it belongs to (width, height)
+        line = next(i for i, t in enumerate(text) if t.strip().startswith(f"{name}:")) - 1
+        while text[line].strip().split(":")[0] in SPECS:
+            line -= 1
+        assert text[line].strip().startswith("#"), name
+
+
+def test_launch_description_builds_where_launch_ros_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("launch_ros", reason="launch_ros comes with a ROS install, not PyPI")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", f"{PREFIX}{os.pathsep}{os.environ.get('AMENT_PREFIX_PATH', '')}")
+    spec = importlib.util.spec_from_file_location("segment_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    assert {argument.name for argument in description.get_launch_arguments()} == ARGUMENTS

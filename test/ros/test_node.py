@@ -1,0 +1,263 @@
+"""The segmentation node as a real process over Fast DDS: outputs, runtime parameters, bad input, overload, exit."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CLASSES
+from diagnostic_msgs.msg import DiagnosticStatus
+from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
+from sensor_msgs.msg import CameraInfo, Image
+
+from fast_scnn_core.inference import Segmenter
+from fast_scnn_core.visualize import overlay
+from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
+
+H, W = 64, 96
+IMAGE = "/test/image"
+LABELS = "/segmentation/labels"
+
+
+@pytest.fixture(scope="module")
+def node(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
+    """One node for the module, started exactly as the launch file starts it (params file, overrides, remaps)."""
+    proc = start_node(
+        "-p",
+        f"checkpoint:={checkpoint}",
+        "-p",
+        "mask_classes:=[traffic light]",
+        "-p",
+        "mode:=prob",
+        "-p",
+        "diagnostics_period:=0.2",
+        "-r",
+        f"image:={IMAGE}",
+        "-r",
+        "camera_info:=/test/camera_info",
+    )
+    ros.wait_ready(proc, IMAGE, Image)
+    return proc
+
+
+def segment(ros: RosHarness, msg: Image, topic: str = LABELS) -> Image:
+    collector = ros.collect(Image, topic)
+    try:
+        return ros.send_until(IMAGE, msg, collector)
+    finally:
+        ros.stop_collecting(collector)
+
+
+def test_labels_carry_the_input_header_size_and_the_engines_ids(node, ros: RosHarness, checkpoint: Path) -> None:
+    rgb = random_rgb(H, W)
+    msg = numpy_to_image(rgb, "rgb8", ros.header("camera_optical_frame"))
+    labels = segment(ros, msg)
+    assert labels.header.stamp == msg.header.stamp and labels.header.frame_id == "camera_optical_frame"
+    assert (labels.height, labels.width, labels.encoding, labels.step) == (H, W, "mono8", W)
+    ids = image_to_numpy(labels)
+    assert ids.max() < CLASSES.num_classes
+    expected = Segmenter.from_checkpoint(checkpoint)(rgb).labels
+    assert np.mean(ids == expected) > 0.99  # same engine, same image; float noise may flip a tie
+
+
+def test_every_colour_encoding_reaches_the_engine_as_the_same_rgb(node, ros: RosHarness) -> None:
+    rgb = random_rgb(H, W, seed=1)
+    reference = image_to_numpy(segment(ros, numpy_to_image(rgb, "rgb8", ros.header())))
+    bgra = np.concatenate([rgb[:, :, ::-1], np.full((H, W, 1), 255, np.uint8)], axis=2)
+    padded = numpy_to_image(bgra, "bgra8", ros.header())
+    padded.step += 8  # row padding must be skipped
+    padded.data = b"".join(bytes(padded.data[r * W * 4 : (r + 1) * W * 4]) + b"\0" * 8 for r in range(H))
+    for msg in (numpy_to_image(np.ascontiguousarray(rgb[:, :, ::-1]), "bgr8", ros.header()), padded):
+        assert np.mean(image_to_numpy(segment(ros, msg)) == reference) > 0.99, msg.encoding
+
+
+def test_mask_topics_exist_only_for_the_selected_classes(node, ros: RosHarness) -> None:
+    def mask_topics() -> set[str]:
+        return {name for name, _ in ros.node.get_topic_names_and_types() if name.startswith("/segmentation/masks/")}
+
+    ros.spin_until(lambda: mask_topics() == {"/segmentation/masks/traffic_light"}, timeout=10)
+    assert mask_topics() == {"/segmentation/masks/traffic_light"}
+
+
+def test_masks_agree_with_labels_after_a_runtime_change_of_mask_classes(node, ros: RosHarness) -> None:
+    names = ["road", "traffic_light", "sky"]  # class names or their topic names
+    assert all(r.successful for r in ros.set_parameters(mask_classes=names))
+    try:
+        collectors = {name: ros.collect(Image, f"/segmentation/masks/{name}") for name in names}
+        labels = ros.collect(Image, LABELS)
+        msg = numpy_to_image(random_rgb(H, W, seed=2), "rgb8", ros.header())
+        masks = {name: image_to_numpy(ros.send_until(IMAGE, msg, c)) for name, c in collectors.items()}
+        ids = image_to_numpy(ros.send_until(IMAGE, msg, labels))
+        for class_id, name in enumerate(names):
+            assert set(np.unique(masks[name])) <= {0, 255}
+            np.testing.assert_array_equal(masks[name] == 255, ids == class_id, err_msg=name)
+    finally:
+        assert all(r.successful for r in ros.set_parameters(mask_classes=["traffic light"]))
+
+
+def test_resolution_change_at_runtime_resizes_labels_and_scales_camera_info(node, ros: RosHarness) -> None:
+    info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
+    info.k = [80.0, 0.0, 48.0, 0.0, 80.0, 32.0, 0.0, 0.0, 1.0]
+    info.p = [80.0, 0.0, 48.0, 0.0, 0.0, 80.0, 32.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    camera_info = ros.publisher(CameraInfo, "/test/camera_info")
+    results = ros.set_parameters(width=48, height=32, output_resolution="inference")
+    assert all(r.successful for r in results), results
+    try:
+        scaled = ros.collect(CameraInfo, "/segmentation/camera_info")
+        msg = numpy_to_image(random_rgb(H, W), "rgb8", ros.header())
+        for _ in range(3):  # the node keeps the newest camera_info; give discovery a moment
+            camera_info.publish(info)
+            ros.spin_until(lambda: False, timeout=0.1)
+        out = ros.send_until(IMAGE, msg, scaled)
+        labels = segment(ros, msg)
+        assert (labels.height, labels.width) == (32, 48)
+        assert (out.width, out.height) == (48, 32) and out.header.frame_id == msg.header.frame_id
+        np.testing.assert_allclose(out.k, [40, 0, 24, 0, 40, 16, 0, 0, 1])
+        np.testing.assert_allclose(out.p, [40, 0, 24, 0, 0, 40, 16, 0, 0, 0, 1, 0])
+    finally:
+        assert all(r.successful for r in ros.set_parameters(width=0, height=0, output_resolution="input"))
+    assert segment(ros, numpy_to_image(random_rgb(H, W), "rgb8", ros.header())).width == W
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("mask_classes", ["bicycle"], "road"),  # the reason lists the valid classes
+        ("mode", "bogus", "cls"),
+        ("device", "cuda:7", "cuda:7"),  # the engine refuses; the old one keeps running
+        ("overlay_alpha", 1.5, "overlay_alpha"),  # descriptor range
+        ("width", -1, "width"),
+        ("checkpoint", "/other.pt", "checkpoint"),  # read-only
+        ("publish_color", "yes", "type"),  # wrong type
+    ],
+)
+def test_invalid_parameter_values_are_rejected_with_a_reason(node, ros: RosHarness, name, value, reason) -> None:
+    [result] = ros.set_parameters(**{name: value})
+    assert not result.successful
+    assert reason in result.reason
+
+
+def test_color_overlay_and_confidence_match_the_labels(node, ros: RosHarness) -> None:
+    rgb = random_rgb(H, W, seed=3)
+    msg = numpy_to_image(rgb, "rgb8", ros.header())
+    outputs = {}
+    for topic in ("labels", "color", "overlay", "confidence"):
+        outputs[topic] = image_to_numpy(segment(ros, msg, f"/segmentation/{topic}"))
+    palette = CLASSES.palette()
+    np.testing.assert_array_equal(outputs["color"], palette[outputs["labels"]])
+    np.testing.assert_array_equal(outputs["overlay"], overlay(rgb, outputs["labels"], palette, 0.5))
+    confidence = outputs["confidence"]
+    assert confidence.dtype == np.float32 and confidence.shape == (H, W)
+    assert confidence.min() >= 1 / CLASSES.num_classes - 1e-5 and confidence.max() <= 1 + 1e-5
+
+    assert all(r.successful for r in ros.set_parameters(overlay_alpha=1.0))
+    try:
+        again = numpy_to_image(rgb, "rgb8", ros.header())
+        np.testing.assert_array_equal(image_to_numpy(segment(ros, again, "/segmentation/overlay")), outputs["color"])
+    finally:
+        ros.set_parameters(overlay_alpha=0.5)
+
+
+def test_disabled_output_topic_disappears(node, ros: RosHarness) -> None:
+    def has_color() -> bool:
+        return any(name == "/segmentation/color" for name, _ in ros.node.get_topic_names_and_types())
+
+    assert ros.spin_until(has_color, timeout=10)
+    assert all(r.successful for r in ros.set_parameters(publish_color=False))
+    try:
+        assert ros.spin_until(lambda: not has_color(), timeout=10)
+    finally:
+        ros.set_parameters(publish_color=True)
+
+
+def bad_images() -> dict[str, Image]:
+    good = numpy_to_image(random_rgb(H, W), "rgb8")
+    corpus = {}
+    for kind in ("wrong_step", "truncated", "unknown_encoding", "zero_size", "absurd_size", "odd_width_yuv"):
+        msg = numpy_to_image(random_rgb(H, W), "rgb8")
+        corpus[kind] = msg
+    corpus["wrong_step"].step = W * 3 - 1
+    corpus["truncated"].data = bytes(good.data[:-100])
+    corpus["unknown_encoding"].encoding = "rgb9"
+    corpus["zero_size"].width = corpus["zero_size"].height = corpus["zero_size"].step = 0
+    corpus["zero_size"].data = b""
+    corpus["absurd_size"].width = corpus["absurd_size"].height = 100_000
+    corpus["absurd_size"].step = 300_000
+    odd = corpus["odd_width_yuv"]
+    odd.encoding, odd.width, odd.step = "yuv422", W - 1, (W - 1) * 2
+    odd.data = bytes(odd.step * H)
+    return corpus
+
+
+def test_every_bad_message_is_counted_and_survived(node, ros: RosHarness) -> None:
+    for kind, msg in bad_images().items():
+        before = int(ros.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+        msg.header = ros.header()
+        publisher = ros.publisher(Image, IMAGE)
+        deadline = time.monotonic() + TIMEOUT
+        while int(ros.diagnostics()["bad_messages"]) == before and time.monotonic() < deadline:
+            publisher.publish(msg)  # best effort: resend until counted
+            ros.spin_until(lambda b=before: int(ros.diagnostics()["bad_messages"]) > b, timeout=1.0)
+        assert int(ros.diagnostics()["bad_messages"]) > before, kind
+        assert node.popen.poll() is None, node.output()
+    assert ros.diagnostics_seen(level=DiagnosticStatus.WARN, message="bad message")
+    assert segment(ros, numpy_to_image(random_rgb(H, W), "rgb8", ros.header())).width == W
+    assert "skipping bad image" in node.output()
+
+
+def test_overload_keeps_processing_the_newest_frames_with_bounded_latency(node, ros: RosHarness) -> None:
+    """Publish at ~4x the sustainable rate: frames are dropped, never queued, so latency does not grow."""
+    rgb = random_rgb(240, 320, seed=4)
+    labels = ros.collect(Image, LABELS)
+    warmup = [ros.send_until(IMAGE, numpy_to_image(rgb, "rgb8", ros.header()), labels) for _ in range(3)]
+    assert warmup
+    stats = ros.wait_diagnostics(lambda d: d["inference_ms"] != "nan")
+    inference = float(stats["inference_ms"]) / 1e3
+    dropped_before = int(stats["frames_dropped"])
+    period, duration = inference / 4, 4.0
+    publisher = ros.publisher(Image, IMAGE)
+    sent: dict[tuple[int, int], float] = {}
+    start = next_send = time.perf_counter()
+    while time.perf_counter() - start < duration:
+        if time.perf_counter() >= next_send:
+            msg = numpy_to_image(rgb, "rgb8", ros.header())
+            publisher.publish(msg)
+            sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.perf_counter()
+            next_send += period
+        ros.executor.spin_once(timeout_sec=0.001)
+    last = msg.header.stamp
+    assert ros.spin_until(lambda: labels.with_stamp(last) is not None, timeout=TIMEOUT), "newest frame not processed"
+    latencies = [
+        labels.times[i] - sent[(m.header.stamp.sec, m.header.stamp.nanosec)]
+        for i, m in enumerate(labels.messages)
+        if (m.header.stamp.sec, m.header.stamp.nanosec) in sent
+    ]
+    ros.stop_collecting(labels)
+    # A FIFO would fall ~3/4 of `duration` behind by the end; the newest-frame worker stays ~2 inferences behind.
+    assert len(latencies) < len(sent) / 2, (len(latencies), len(sent))
+    assert max(latencies[-5:]) < duration / 3, latencies
+    stats = ros.wait_diagnostics(lambda d: int(d["frames_dropped"]) > dropped_before)
+    assert int(stats["frames_dropped"]) > dropped_before
+
+
+def test_sigint_stops_the_node_cleanly(node: NodeProcess) -> None:
+    """Runs last in this module: it ends the module's node."""
+    assert node.signal(signal.SIGINT) == 0, node.output()
+    assert "Traceback" not in node.output()
+
+
+@pytest.mark.parametrize("checkpoint_arg", ["/nonexistent/model.pt", None])
+def test_without_a_checkpoint_the_node_refuses_to_start_and_says_how_to_train(start_node, checkpoint_arg) -> None:
+    proc = start_node(*(["-p", f"checkpoint:={checkpoint_arg}"] if checkpoint_arg else []))
+    assert proc.popen.wait(timeout=TIMEOUT) != 0
+    output = proc.output()
+    assert "fast-scnn train" in output and "Traceback" not in output, output
+
+
+def test_an_invalid_startup_parameter_refuses_with_the_reason(start_node, checkpoint: Path) -> None:
+    proc = start_node("-p", f"checkpoint:={checkpoint}", "-p", "qos_reliability:=reliabl")
+    assert proc.popen.wait(timeout=TIMEOUT) == 2
+    assert "qos_reliability" in proc.output() and "best_effort, reliable" in proc.output()

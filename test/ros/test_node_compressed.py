@@ -1,0 +1,69 @@
+"""The node on CompressedImage input (image_transport's <image>/compressed): decode, segment, survive corrupt data."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
+from sensor_msgs.msg import CompressedImage, Image
+
+from fast_scnn_core.inference import Segmenter
+from fast_scnn_ros.conversions import image_to_numpy, rgb8_to_compressed
+
+H, W = 64, 96
+COMPRESSED = "/test/camera/image_raw/compressed"
+
+
+@pytest.fixture(scope="module")
+def node(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
+    """Remapped like launch does: image -> /test/camera/image_raw, so the node reads .../compressed."""
+    proc = start_node(
+        "-p", f"checkpoint:={checkpoint}", "-p", "input_compressed:=true", "-p", "diagnostics_period:=0.2",
+        "-r", "image:=/test/camera/image_raw", "-r", "__node:=fast_scnn_compressed",
+    )  # fmt: skip
+    ros.wait_ready(proc, COMPRESSED, CompressedImage, node_name="fast_scnn_compressed")
+    return proc
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_compressed_input_is_segmented_with_its_header(node, ros: RosHarness, checkpoint: Path, fmt: str) -> None:
+    rgb = random_rgb(H, W, seed=5)
+    msg = rgb8_to_compressed(rgb, fmt, ros.header("compressed_frame"))
+    labels_collector = ros.collect(Image, "/segmentation/labels")
+    labels = ros.send_until(COMPRESSED, msg, labels_collector)
+    ros.stop_collecting(labels_collector)
+    assert labels.header.stamp == msg.header.stamp and labels.header.frame_id == "compressed_frame"
+    assert (labels.height, labels.width, labels.encoding) == (H, W, "mono8")
+    if fmt == "png":  # lossless: the node saw exactly our pixels
+        expected = Segmenter.from_checkpoint(checkpoint)(rgb).labels
+        assert np.mean(image_to_numpy(labels) == expected) > 0.99
+
+
+def test_corrupt_compressed_messages_are_counted_and_survived(node, ros: RosHarness) -> None:
+    corpus = {
+        "corrupt_jpeg": CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8),
+        "empty": CompressedImage(format="jpeg", data=b""),
+        "depth": CompressedImage(format="16UC1; compressedDepth png", data=b"\0" * 32),
+    }
+    publisher = ros.publisher(CompressedImage, COMPRESSED)
+    for kind, msg in corpus.items():
+        before = int(ros.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+        msg.header = ros.header()
+        deadline = time.monotonic() + TIMEOUT
+        while int(ros.diagnostics()["bad_messages"]) == before and time.monotonic() < deadline:
+            publisher.publish(msg)  # best effort: resend until counted
+            ros.spin_until(lambda b=before: int(ros.diagnostics()["bad_messages"]) > b, timeout=1.0)
+        assert int(ros.diagnostics()["bad_messages"]) > before, kind
+    labels = ros.collect(Image, "/segmentation/labels")
+    assert ros.send_until(COMPRESSED, rgb8_to_compressed(random_rgb(H, W), "png", ros.header()), labels).width == W
+    assert node.popen.poll() is None
+
+
+def test_sigterm_stops_the_node_cleanly(node: NodeProcess) -> None:
+    """Runs last in this module: it ends the module's node."""
+    assert node.signal(signal.SIGTERM) == 0, node.output()
+    assert "Traceback" not in node.output()
