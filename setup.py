@@ -38,7 +38,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/fast_scnn_ros", "resource/fast_scnn_core"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
         ("lib/fast_scnn_ros", ["scripts/segmentation_node"]),
         ("lib/fast_scnn_core", ["scripts/train"]),
     ],

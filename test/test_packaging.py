@@ -28,6 +28,7 @@ def prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--quiet",
             "--no-deps",
             "--no-build-isolation",
+            "--ignore-installed",  # leave the copy installed in this venv alone
             "--prefix",
             str(target),
             "--no-compile",
@@ -57,7 +58,7 @@ def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
         p.name for p in (REPO / "launch").glob("*.launch.py")
     )
     assert sorted(p.name for p in (share / "config").iterdir()) == sorted(
-        p.name for p in (REPO / "config").glob("*.yaml")
+        p.name for p in [*(REPO / "config").glob("*.yaml"), *(REPO / "config").glob("*.xml")]
     )
 
 

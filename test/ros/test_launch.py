@@ -58,7 +58,8 @@ def declared(tree: ast.Module) -> dict[str, ast.expr]:
 
 def test_launch_arguments_are_declared_and_every_use_refers_to_one(tree: ast.Module, declared: dict) -> None:
     assert set(declared) == ARGUMENTS
-    used = {ast.literal_eval(call.args[0]) for call in calls(tree, "LaunchConfiguration")}
+    literal = [c.args[0] for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)]
+    used = {ast.literal_eval(arg) for arg in literal} | set(overrides_table(tree))
     assert used == set(declared)
     assert ast.literal_eval(declared["image_topic"]) == "/camera/image_raw"
 
@@ -85,16 +86,25 @@ def test_default_params_file_is_the_installed_config(tree: ast.Module, declared:
     assert isinstance(declared["params_file"], ast.Name)  # the variable holding that path
 
 
-def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Module) -> None:
+def overrides_table(tree: ast.Module) -> dict[str, str]:
+    """The launch file's OVERRIDES: launch argument (= node parameter) name -> value type name."""
+    [assign] = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDES"]
+    return {ast.literal_eval(k): v.id for k, v in zip(assign.value.keys, assign.value.values, strict=True)}
+
+
+def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Module, declared: dict) -> None:
     [node] = calls(tree, "Node")
     params_file, overrides = keyword(node, "parameters").elts
     assert launch_configuration_name(params_file) == "params_file"
+    assert isinstance(overrides, ast.Name) and overrides.id == "overrides"
     python_types = {str: "str", int: "int", bool: "bool", float: "float"}
-    for key, value in zip(overrides.keys, overrides.values, strict=True):
-        name = ast.literal_eval(key)
+    table = overrides_table(tree)
+    assert set(table) == {"checkpoint", "device", "width", "height", "input_compressed"}
+    for name, type_name in table.items():
         assert name in SPECS, f"launch overrides {name!r}, which the node does not declare"
-        [call] = calls(value, "ParameterValue")
-        assert keyword(call, "value_type").id == python_types[type(SPECS[name].default)], name
+        assert type_name == python_types[type(SPECS[name].default)], name
+        # an override left empty keeps the params file's value instead of replacing it
+        assert ast.literal_eval(declared[name]) == "", name
 
 
 def test_remapped_topics_are_the_nodes_inputs(tree: ast.Module) -> None:
