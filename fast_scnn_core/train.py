@@ -88,7 +88,7 @@ class TrainConfig:
     sync_bn: bool = False
     device: str = "auto"
     seed: int = 0
-    val_every: int = 1
+    val_every: int = 10
     save_every: int = 0
     stop_after: int = 0
     log_every: int = 10
@@ -278,6 +278,7 @@ def _train(
         )
     total = config.epochs * iters_per_epoch
 
+    torch.manual_seed(config.seed)  # the initial weights
     model: nn.Module = FastSCNN(classes.num_classes, aux=True, dropout=config.dropout)
     if config.sync_bn:
         if device.type != "cuda":
