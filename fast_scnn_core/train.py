@@ -17,6 +17,7 @@ augmentation are functions of (seed, epoch, index) and dropout's generator is re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -251,10 +252,13 @@ def _worker_error(exc: DataError) -> DataError:
 def train(config: TrainConfig) -> int:
     """Train per `config`; returns the exit status (0 done, 128 + signal number when stopped by a signal)."""
     run_dir = Path(config.run_dir)
-    check_run_dir(run_dir, config.resume)
-    train_set, val_set = build_datasets(config)  # checks the data before anything is written
     env = setup_distributed(config.device)
     try:
+        # Every process checks before any writes (the barrier), so none sees another's files.
+        check_run_dir(run_dir, config.resume)
+        train_set, val_set = build_datasets(config)  # checks the data before anything is written
+        if env.world_size > 1:
+            dist.barrier()
         return _train(config, run_dir, train_set, val_set, env)
     finally:
         if dist.is_initialized():
@@ -337,7 +341,11 @@ def _train(
         )
     progress = tqdm(total=total, initial=iteration, disable=not env.main, dynamic_ncols=True, desc="train")
     running, count, started = 0.0, 0, time.monotonic()
-    with StopSignal() as stop:
+    with contextlib.ExitStack() as cleanup:
+        stop = cleanup.enter_context(StopSignal())
+        cleanup.callback(progress.close)
+        if writer is not None:
+            cleanup.callback(writer.close)
         for epoch in range(start_epoch, config.epochs):
             train_set.set_epoch(epoch)
             sampler.set_epoch(epoch)
@@ -392,7 +400,6 @@ def _train(
                     # At an epoch's end the stop is taken after its validation, below.
                     if stopping or (iteration >= stop_at and iteration % iters_per_epoch):
                         save(epoch)
-                        progress.close()
                         if stopping:
                             name = signal.Signals(int(stop.signum) or signal.SIGTERM).name
                             if env.main:
@@ -428,7 +435,6 @@ def _train(
                     _report(run_dir, config, metrics, confusion, history, writer, iteration)
             save(epoch + 1, metrics, is_best)
             if iteration >= stop_at and not last_epoch:
-                progress.close()
                 if env.main:
                     print(
                         f"stop_after={config.stop_after}: saved {run_dir / 'last.pt'} at iteration "
@@ -436,7 +442,6 @@ def _train(
                         file=sys.stderr,
                     )
                 return 0
-    progress.close()
     if env.main:
         print(
             f"done: {iteration} iterations; best val mIoU {100 * best_miou:.2f} in {run_dir / 'best.pt'}",

@@ -1,6 +1,7 @@
 """Cityscapes in its standard layout: leftImg8bit/<split>/<city>/*_leftImg8bit.png + gtFine|gtCoarse labelIds.
 
-Splits: train, val, test (gtFine) and train_extra (gtCoarse only, the paper's coarse experiments).
+Splits: train, val, test (gtFine or gtCoarse) and train_extra (always gtCoarse, its only labels): the
+paper's "fine + coarse" setting (Table 6) is train_splits [train, train_extra].
 Label files hold Cityscapes labelIds; they are mapped to the 19 trainIds (255 = ignore).
 """
 
@@ -31,6 +32,8 @@ def cityscapes_lookup() -> np.ndarray:
 def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtFine") -> list[Pair]:
     """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing."""
     root = Path(root)
+    if split == "train_extra":
+        annotation = "gtCoarse"  # the 20k extra images only have coarse labels
     image_dir = root / "leftImg8bit" / split
     if not image_dir.is_dir():
         raise DataError(

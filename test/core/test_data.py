@@ -196,3 +196,14 @@ def test_bad_class_yaml_is_named(tmp_path: Path) -> None:
         load_classes(path)
     with pytest.raises(DataError, match=r"needs a class-definition YAML \(data.classes="):
         load_classes("")
+
+
+def test_train_extra_uses_coarse_labels(tmp_path: Path) -> None:
+    write_synthetic_dataset(tmp_path, {"train": 1}, 64, 128)
+    for kind, annotation in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtCoarse")):
+        for src in (tmp_path / kind / "train").rglob("*.png"):
+            dest = tmp_path / annotation / "train_extra" / src.parent.name / src.name.replace("gtFine", "gtCoarse")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(dest)
+    dataset = cityscapes_dataset(tmp_path, ["train_extra"], annotation="gtFine")
+    assert dataset.pairs[0].label.name.endswith("_gtCoarse_labelIds.png")

@@ -141,6 +141,18 @@ def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path
         assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_config: Callable) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+    from fast_scnn_core.errors import DataError
+
+    images = write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    images[2].write_bytes(b"not a png")
+    config = tiny_config(tmp_path / "data", tmp_path / "run", "data.workers=1", "epochs=1")
+    with pytest.raises(DataError) as exc:
+        train(config)
+    assert str(exc.value) == f"{images[2]}: cannot read the image (missing, corrupt or not an image file)"
+
+
 def test_unknown_config_key_is_named(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     status = main(["train", "--config", str(REPO / "config/train_synthetic.yaml"), "data.crop=[64,64]"])
     assert status == 2
