@@ -1,0 +1,65 @@
+"""Cityscapes in its standard layout: leftImg8bit/<split>/<city>/*_leftImg8bit.png + gtFine|gtCoarse labelIds.
+
+Splits: train, val, test (gtFine or gtCoarse) and train_extra (always gtCoarse, its only labels): the
+paper's "fine + coarse" setting (Table 6) is train_splits [train, train_extra].
+Label files hold Cityscapes labelIds; they are mapped to the 19 trainIds (255 = ignore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from fast_scnn_core.data.dataset import INVALID, Pair, SegmentationDataset
+from fast_scnn_core.errors import DataError
+from fast_scnn_core.labels import CITYSCAPES, CITYSCAPES_LABELS, cityscapes_id_to_train_id
+
+Annotation = Literal["gtFine", "gtCoarse"]
+IMAGE_SUFFIX = "_leftImg8bit.png"
+
+
+def cityscapes_lookup() -> np.ndarray:
+    """(256,) int16: labelId -> trainId (255 for ignored classes), INVALID for ids Cityscapes does not define."""
+    table = cityscapes_id_to_train_id().astype(np.int16)
+    defined = {lab.id for lab in CITYSCAPES_LABELS if lab.id >= 0}
+    table[[i for i in range(256) if i not in defined]] = INVALID
+    return table
+
+
+def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtFine") -> list[Pair]:
+    """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing."""
+    root = Path(root)
+    if split == "train_extra":
+        annotation = "gtCoarse"  # the 20k extra images only have coarse labels
+    image_dir = root / "leftImg8bit" / split
+    if not image_dir.is_dir():
+        raise DataError(
+            f"{image_dir}: no such directory; expected Cityscapes' leftImg8bit/{split}/<city>/ under {root}"
+        )
+    images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+    if not images:
+        raise DataError(f"{image_dir}: empty split; expected <city>/*{IMAGE_SUFFIX} files")
+    pairs = []
+    for image in images:
+        stem = image.name[: -len(IMAGE_SUFFIX)]
+        label = root / annotation / split / image.parent.name / f"{stem}_{annotation}_labelIds.png"
+        if not label.is_file():
+            raise DataError(f"{image}: its label {label} does not exist")
+        pairs.append(Pair(image, label))
+    return pairs
+
+
+def cityscapes_dataset(
+    root: str | Path,
+    splits: Sequence[str],
+    annotation: Annotation = "gtFine",
+    transform: Callable | None = None,
+    seed: int = 0,
+) -> SegmentationDataset:
+    """The 19-class Cityscapes dataset over one or more splits (e.g. train + train_extra with gtCoarse)."""
+    pairs = [pair for split in splits for pair in cityscapes_pairs(root, split, annotation)]
+    name = f"{root} {annotation} {'+'.join(splits)}"
+    return SegmentationDataset(pairs, CITYSCAPES, cityscapes_lookup(), transform, seed, name)

@@ -1,0 +1,119 @@
+"""One dataset class for every layout: (image, label) file pairs + a label-id lookup table + a transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fast_scnn_core.errors import DataError
+from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
+
+# Marks label ids that a class set does not define in an int16 lookup table.
+INVALID = -1
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An image file and its label file (same height and width)."""
+
+    image: Path
+    label: Path
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, or DataError naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{path}: cannot read the image (missing, corrupt or not an image file)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """(H, W) uint8 label ids, or DataError naming the file."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise DataError(f"{path}: cannot read the label image (missing, corrupt or not an image file)")
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise DataError(
+            f"{path}: expected a single-channel 8-bit label image of ids, got shape {label.shape} {label.dtype}"
+        )
+    return label
+
+
+def identity_lookup(classes: ClassSet) -> np.ndarray:
+    """(256,) int16 table for labels that already hold class ids: 0..n-1 and 255 valid, others INVALID."""
+    table = np.full(256, INVALID, dtype=np.int16)
+    table[: classes.num_classes] = np.arange(classes.num_classes)
+    table[IGNORE_INDEX] = IGNORE_INDEX
+    return table
+
+
+def seed_for(seed: int, epoch: int, index: int) -> int:
+    """Augmentation seed of one sample in one epoch: reproducible with any worker count and on resume."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class SegmentationDataset(Dataset):
+    """Samples (image uint8 (3, H, W), labels int64 (H, W) with 255 = ignore) from file pairs.
+
+    `lookup` maps the ids stored in label files to class ids (Cityscapes labelId -> trainId);
+    INVALID entries are ids the class set does not know. `transform` is an albumentations
+    Compose (see transforms.py) or None; call `set_epoch` so augmentations differ per epoch.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        classes: ClassSet,
+        lookup: np.ndarray,
+        transform: Callable | None = None,
+        seed: int = 0,
+        name: str = "dataset",
+    ) -> None:
+        if not pairs:
+            raise DataError(f"{name}: no images found")
+        self.pairs = list(pairs)
+        self.classes = classes
+        self.lookup = lookup
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Untransformed (RGB uint8 (H, W, 3), class ids uint8 (H, W)) of one pair, validated."""
+        pair = self.pairs[index]
+        image, raw = read_image(pair.image), read_label(pair.label)
+        if image.shape[:2] != raw.shape:
+            raise DataError(
+                f"{pair.label}: label is {raw.shape[1]}x{raw.shape[0]} but its image {pair.image} is "
+                f"{image.shape[1]}x{image.shape[0]}; expected the same size"
+            )
+        mapped = self.lookup[raw]
+        if (mapped == INVALID).any():
+            bad = sorted({int(v) for v in np.unique(raw[mapped == INVALID])})
+            raise DataError(
+                f"{pair.label}: label ids {bad} are not in the class set "
+                f"(expected 0..{self.classes.num_classes - 1} or {IGNORE_INDEX} for ignore)"
+            )
+        return image, mapped.astype(np.uint8)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.load(index)
+        if self.transform is not None:
+            self.transform.set_random_seed(seed_for(self.seed, self.epoch, index))
+            out = self.transform(image=image, mask=label)
+            image, label = out["image"], out["mask"]
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return image, torch.from_numpy(label.astype(np.int64))

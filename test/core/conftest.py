@@ -1,0 +1,56 @@
+"""Core fixtures: a tiny synthetic Cityscapes-layout dataset and one short training run, shared per session."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fast_scnn_core.config import load_config
+from fast_scnn_core.data.synthetic import write_synthetic_dataset
+from fast_scnn_core.train import TrainConfig, train
+
+SYNTH_SIZE = (128, 256)  # height, width of the session dataset's frames
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """32 train + 8 val synthetic frames of 128x256 in the Cityscapes layout (about a second to write)."""
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic_dataset(root, {"train": 32, "val": 8}, *SYNTH_SIZE, seed=0)
+    return root
+
+
+def make_tiny_config(root: Path, run_dir: Path, *overrides: str) -> TrainConfig:
+    """The synthetic quick-start config pointed at `root`, small enough for a test."""
+    base = [
+        f"data.root={root}",
+        f"run_dir={run_dir}",
+        "data.crop_size=[64,128]",
+        "data.workers=0",
+        "batch_size=4",
+        "epochs=2",
+        "plots=false",
+        "log_every=1",
+    ]
+    return load_config(TrainConfig, Path(__file__).parents[2] / "config/train_synthetic.yaml", [*base, *overrides])
+
+
+@pytest.fixture
+def tiny_config() -> Callable[..., TrainConfig]:
+    """`tiny_config(root, run_dir, "key=value", ...)`: a TrainConfig for a test-sized run."""
+    return make_tiny_config
+
+
+@pytest.fixture(scope="session")
+def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The learning run: 48 iterations of batch 8 on 128x256 crops; its run dir and wall time."""
+    run_dir = tmp_path_factory.mktemp("runs") / "learn"
+    config = make_tiny_config(
+        synth_root, run_dir, "data.crop_size=[128,256]", "batch_size=8", "epochs=12", "val_every=4", "plots=true"
+    )
+    started = time.monotonic()
+    assert train(config) == 0
+    return {"run_dir": run_dir, "seconds": time.monotonic() - started}

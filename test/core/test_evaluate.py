@@ -1,0 +1,100 @@
+"""Evaluation: confusion -> IoU arithmetic, category merging, and `fast-scnn eval` on a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from fast_scnn_core.checkpoint import save_checkpoint
+from fast_scnn_core.cli import main
+from fast_scnn_core.evaluate import confusion_matrix, metrics_from_confusion
+from fast_scnn_core.labels import CITYSCAPES, ClassSet
+from fast_scnn_core.model import FastSCNN
+
+ABC = ClassSet(("a", "b", "c"), ((1, 1, 1), (2, 2, 2), (3, 3, 3)))
+
+
+def test_confusion_matrix_counts_and_ignores_255() -> None:
+    target = torch.tensor([[0, 0, 1, 255], [2, 1, 1, 255]])
+    pred = torch.tensor([[0, 1, 1, 2], [2, 1, 0, 0]])
+    expected = torch.tensor([[1, 1, 0], [1, 2, 0], [0, 0, 1]])
+    assert torch.equal(confusion_matrix(pred, target, 3), expected)
+
+
+def test_iou_pixel_accuracy_by_hand() -> None:
+    # rows = ground truth: a: 8 right, 2 as b; b: 3 right, 1 as a; c: absent and never predicted.
+    confusion = torch.tensor([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
+    metrics = metrics_from_confusion(confusion, ABC)
+    assert metrics["class_iou"]["a"] == pytest.approx(8 / (8 + 2 + 1))
+    assert metrics["class_iou"]["b"] == pytest.approx(3 / (3 + 1 + 2))
+    assert math.isnan(metrics["class_iou"]["c"])  # left out of the mean, as Cityscapes does
+    assert metrics["miou"] == pytest.approx((8 / 11 + 3 / 6) / 2)
+    assert metrics["pixel_accuracy"] == pytest.approx(11 / 14)
+    assert math.isnan(metrics["category_miou"])  # no categories in this class set
+
+
+def test_predicted_but_absent_class_scores_zero() -> None:
+    metrics = metrics_from_confusion(torch.tensor([[5, 0, 1], [0, 4, 0], [0, 0, 0]]), ABC)
+    assert metrics["class_iou"]["c"] == 0.0
+    assert metrics["miou"] == pytest.approx((5 / 6 + 1 + 0) / 3)
+
+
+def test_category_miou_merges_classes_of_a_category() -> None:
+    road, sidewalk, car, truck = (CITYSCAPES.index(n) for n in ("road", "sidewalk", "car", "truck"))
+    confusion = torch.zeros(19, 19, dtype=torch.int64)
+    confusion[road, sidewalk] = 10  # road taken for sidewalk: wrong class, right category (flat)
+    confusion[car, truck] = 5  # car for truck: both vehicle
+    confusion[car, road] = 5  # car for road: wrong category
+    metrics = metrics_from_confusion(confusion, CITYSCAPES)
+    assert metrics["miou"] == 0.0
+    assert metrics["category_iou"]["flat"] == pytest.approx(10 / 15)
+    assert metrics["category_iou"]["vehicle"] == pytest.approx(5 / 10)
+    assert metrics["category_miou"] == pytest.approx((10 / 15 + 0.5) / 2)
+    assert list(metrics["category_iou"]) == ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
+
+
+def test_eval_cli_reproduces_training_validation(
+    trained_run: dict, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The same code scores validation during training and `fast-scnn eval`: the numbers agree."""
+    best = trained_run["run_dir"] / "best.pt"
+    out = tmp_path / "eval.json"
+    assert (
+        main(["eval", "--checkpoint", str(best), "--data", str(synth_root), "--device", "cpu", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "class mIoU" in printed and "category mIoU" in printed and "road" in printed
+    metrics = json.loads(out.read_text())
+    trained = json.loads((trained_run["run_dir"] / "metrics.json").read_text())["history"]["val"]
+    assert metrics["miou"] == pytest.approx(max(v["miou"] for v in trained), abs=1e-9)
+    assert metrics["images"] == 8 and len(metrics["confusion"]) == 19
+    assert metrics["class_iou"]["rider"] is None  # not in the synthetic scenes: null in JSON, not NaN
+    assert 0 < metrics["pixel_accuracy"] <= 1 and 0 < metrics["category_miou"] <= 1
+
+
+def test_eval_input_scale_and_zero_skip(trained_run: dict, synth_root: Path, tmp_path: Path) -> None:
+    best = str(trained_run["run_dir"] / "best.pt")
+    common = ["eval", "--checkpoint", best, "--data", str(synth_root), "--device", "cpu", "--workers", "0"]
+    results = {}
+    for name, extra in {"full": [], "half": ["--input-scale", "0.5"], "skip": ["--zero-skip"]}.items():
+        assert main([*common, *extra, "--out", str(tmp_path / f"{name}.json")]) == 0
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["half"]["input_scale"] == 0.5 and len(results["half"]["confusion"]) == 19
+    total = sum(map(sum, results["full"]["confusion"]))
+    assert sum(map(sum, results["half"]["confusion"])) == total  # scored at label resolution
+    assert results["half"]["miou"] != results["full"]["miou"]
+    assert results["skip"]["zero_skip"] is True and results["skip"]["miou"] < results["full"]["miou"]
+
+
+def test_checkpoint_from_another_class_set_is_refused(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "abc.pt"
+    save_checkpoint(path, FastSCNN(3), ABC)
+    assert main(["eval", "--checkpoint", str(path), "--data", str(synth_root), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "abc.pt was trained on 3 classes ['a', 'b', 'c'], but the dataset" in err and "19 classes" in err
