@@ -38,3 +38,7 @@ constraints: $(VENV)/.deps
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The newcomer's demo: synthetic data, a few minutes of training, the real node, a camera and a planner.
+demo: venv
+	$(PY) -m fast_scnn_ros.demo --out demo
