@@ -136,9 +136,9 @@ def onnx_bytes(graph: nn.Module, exporter: Exporter = "legacy", opset: int = OPS
             )
             return buffer.getvalue()
         if exporter == "dynamo":
-            dims = {"batch": torch.export.Dim("batch", max=1024), "height": torch.export.Dim("height", min=32)}
-            dims["width"] = torch.export.Dim("width", min=32)
-            shapes = {"image": {axis: dims[name] for axis, name in axes["image"].items()}}
+            # Dim.DYNAMIC lets torch.export derive the valid range (sizes below 33 pixels are specialised away).
+            shapes = {"image": dict.fromkeys(axes["image"], torch.export.Dim.DYNAMIC)}
+            example = torch.cat([example, example])  # batch 1 would be specialised to a constant
             program = torch.onnx.export(
                 graph,
                 (example,),
