@@ -13,6 +13,7 @@ bilinear interpolation, which is cheaper than upsampling C-channel logits to the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -110,7 +111,7 @@ class Segmenter:
         fp16 = config.fp16 and self.device.type == "cuda"
         if config.threads:
             torch.set_num_threads(config.threads)
-        model = model.cpu().float().eval()
+        model = copy.deepcopy(model).cpu().float().eval()  # the caller's model is left as it was
         if config.backend == "torch":
             from fast_scnn_core.backends import TorchEngine
 
@@ -135,6 +136,13 @@ class Segmenter:
         """Load a checkpoint safely (weights_only) and build the engine `config` asks for."""
         payload = load_checkpoint(path)
         return cls(build_model(payload), class_set_of(payload), config, tuple(payload["mean"]), tuple(payload["std"]))
+
+    @classmethod
+    def from_config(cls, config: InferenceConfig) -> Segmenter:
+        """The engine for `config.checkpoint` (what the ROS node calls with its parameters)."""
+        if not config.checkpoint:
+            raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
+        return cls.from_checkpoint(config.checkpoint, config)
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         if not isinstance(image, np.ndarray):

@@ -209,3 +209,14 @@ def test_tensorrt_agrees_with_eager(fp16: bool) -> None:
     got = Segmenter(model, TINY, InferenceConfig(device="cuda", mode="prob", backend="tensorrt", fp16=fp16))(images)
     assert (got.labels == eager.labels).mean() >= (0.99 if fp16 else 0.995)
     np.testing.assert_allclose(got.confidence, eager.confidence, atol=1e-2 if fp16 else 1e-4)
+
+
+def test_from_config_uses_its_checkpoint_and_leaves_the_model_alone(checkpoint: Path) -> None:
+    segmenter = Segmenter.from_config(InferenceConfig(checkpoint=str(checkpoint), device="cpu"))
+    assert segmenter.classes == TINY and segmenter.device == torch.device("cpu")
+    with pytest.raises(ConfigError, match="checkpoint"):
+        Segmenter.from_config(InferenceConfig(device="cpu"))
+    model = FastSCNN(3, aux=False)
+    model.mode = "cls"
+    Segmenter(model, TINY, InferenceConfig(device="cpu", optimize=False))
+    assert model.mode == "cls"
