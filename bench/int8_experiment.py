@@ -3,8 +3,8 @@
 Quantises the Segmenter's pipeline graph of a trained checkpoint (from bench/agreement.py) in four
 ways, calibrated on 8 synthetic street scenes at 256x512, and times them interleaved with fp32 at
 512x1024. Result on the 2-core AMD EPYC (AVX-512 VNNI) of docs/benchmarks.md: no variant was
-faster than fp32 by more than the noise, and labels agreed with fp32 on only ~99.6 % of pixels,
-so the engine offers no int8 backend.
+clearly faster than fp32 (conv-only QDQ within ~10 %, the others 25-40 % slower), and labels
+agreed with fp32 on only ~99.6 % of pixels, so the engine offers no int8 backend.
 
     python bench/int8_experiment.py --checkpoint /tmp/fast_scnn_tiny_synthetic.pt
 """
