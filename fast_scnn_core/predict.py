@@ -1,15 +1,179 @@
-"""Placeholder: implemented by its own issue."""
+"""`fast-scnn predict`: segment an image, a folder of images or a video into PNGs.
+
+For every image (or video frame) it writes, as asked by `--outputs`:
+  `<name>_labels.png`  8-bit single channel, one class id per pixel (what `fast-scnn eval` reads);
+  `<name>_color.png`   the labels in the checkpoint's class colours;
+  `<name>_overlay.png` the colours blended over the image (`--alpha`).
+A folder is walked recursively and its layout kept under `--out`; a video's frames go to
+`<out>/<video name>/<frame:06d>_*.png`. Nothing is overwritten without `--overwrite`, and every
+file is written atomically (complete or absent).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from fast_scnn_core.errors import FastSCNNError
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fast_scnn_core.atomic import atomic_write_bytes
+from fast_scnn_core.errors import DataError, FastSCNNError
+from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.visualize import colorize, overlay
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+OUTPUTS = ("labels", "color", "overlay")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("input", help="an image, a folder of images (recursive) or a video file")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by `fast-scnn train`")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--outputs", default="labels,color,overlay", help=f"comma-separated subset of {','.join(OUTPUTS)}"
+    )
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
+    parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
+    parser.add_argument("--width", type=int, default=0, help="inference width (0 = the image's own)")
+    parser.add_argument("--height", type=int, default=0, help="inference height (0 = the image's own)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+
+
+def _outputs(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in OUTPUTS]
+    if unknown or not chosen:
+        raise FastSCNNError(f"--outputs {text!r}: choose from {','.join(OUTPUTS)}")
+    return chosen
+
+
+def _targets(stem: Path, outputs: tuple[str, ...]) -> dict[str, Path]:
+    return {name: stem.with_name(f"{stem.name}_{name}.png") for name in outputs}
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        shown = ", ".join(str(p) for p in existing[:3])
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        raise FastSCNNError(f"{len(existing)} output file(s) exist ({shown}{more}); pass --overwrite to replace them")
+
+
+def _write_png(path: Path, image: np.ndarray, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"cannot encode {path} as PNG")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+def _write(rgb: np.ndarray, labels: np.ndarray, targets: dict[str, Path], palette: np.ndarray, args) -> None:
+    for name, path in targets.items():
+        if name == "labels":
+            picture = labels
+        elif name == "color":
+            picture = colorize(labels, palette)
+        else:
+            picture = overlay(rgb, labels, palette, args.alpha)
+        _write_png(path, picture, args.overwrite)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3) RGB (grey and RGBA are converted); DataError if unreadable."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DataError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _images(root: Path) -> list[Path]:
+    if root.is_dir():
+        return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [root]
+
+
+def _frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise FastSCNNError("not implemented yet")
+    source = Path(args.input)
+    if not source.exists():
+        raise DataError(f"input {source} does not exist")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
+    outputs = _outputs(args.outputs)
+    out = Path(args.out)
+    config = InferenceConfig(
+        checkpoint=args.checkpoint,
+        device=args.device,
+        backend=args.backend,
+        fp16=args.fp16,
+        width=args.width,
+        height=args.height,
+        threads=args.threads,
+    )
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        return _predict_video(source, out, outputs, config, args)
+    images = _images(source)
+    if not images:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {source}")
+    base = source if source.is_dir() else source.parent
+    jobs = [(image, _targets(out / image.relative_to(base).with_suffix(""), outputs)) for image in images]
+    _refuse_existing([path for _, targets in jobs for path in targets.values()], args.overwrite)
+    segmenter = Segmenter.from_checkpoint(args.checkpoint, config)
+    palette = segmenter.classes.palette()
+    failed = 0
+    for image_path, targets in tqdm(jobs, desc="predict", unit="image", disable=len(jobs) < 2):
+        try:
+            rgb = read_rgb(image_path)
+        except DataError as exc:
+            failed += 1
+            tqdm.write(f"fast-scnn predict: skipped: {exc}", file=sys.stderr)
+            continue
+        _write(rgb, segmenter(rgb).labels, targets, palette, args)
+    print(f"wrote {', '.join(outputs)} PNGs for {len(jobs) - failed} image(s) under {out}")
+    if failed:
+        print(f"fast-scnn predict: {failed} image(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _predict_video(source: Path, out: Path, outputs: tuple[str, ...], config: InferenceConfig, args) -> int:
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise DataError(f"cannot open video {source}")
+    try:
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        folder = out / source.stem
+        if total:
+            expected = [p for i in range(total) for p in _targets(folder / f"{i:06d}", outputs).values()]
+            _refuse_existing(expected, args.overwrite)
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, config)
+        palette = segmenter.classes.palette()
+        count = 0
+        for count, rgb in enumerate(tqdm(_frames(capture), total=total, desc="predict", unit="frame"), start=1):
+            _write(rgb, segmenter(rgb).labels, _targets(folder / f"{count - 1:06d}", outputs), palette, args)
+    finally:
+        capture.release()
+    if count == 0:
+        raise DataError(f"no frames could be decoded from {source}")
+    print(f"wrote {', '.join(outputs)} PNGs for {count} frame(s) under {folder}")
+    return 0
