@@ -232,9 +232,9 @@ class StopSignal:
 
 
 def _worker_init(worker_id: int) -> None:
-    # Data workers leave SIGINT/SIGTERM to the main process, which stops cleanly between iterations.
+    # Ctrl-C reaches the whole process group: workers leave it to the main process, which stops
+    # cleanly between iterations. (SIGTERM stays default: the DataLoader ends its workers with it.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _worker_error(exc: DataError) -> DataError:
@@ -330,6 +330,18 @@ def _train(
         if best:
             save_checkpoint(run_dir / "best.pt", model, classes, metrics=metrics, **common)
 
+    def stop_now(epoch: int, signum: int, saved: bool = False) -> int:
+        """Save last.pt and say how to continue; exit status 128 + signal, or 0 for stop_after."""
+        if not saved:
+            save(epoch)
+        reason = signal.Signals(signum).name if signum else f"stop_after={config.stop_after}"
+        if env.main:
+            print(
+                f"{reason}: saved {run_dir / 'last.pt'} at iteration {iteration}; continue with resume=true",
+                file=sys.stderr,
+            )
+        return 128 + signum if signum else 0
+
     start_epoch, skip = divmod(iteration, iters_per_epoch)
     stop_at = iteration + config.stop_after if config.stop_after else total
     if env.main:
@@ -399,27 +411,16 @@ def _train(
                         running, count = 0.0, 0
                     # At an epoch's end the stop is taken after its validation, below.
                     if stopping or (iteration >= stop_at and iteration % iters_per_epoch):
-                        save(epoch)
-                        if stopping:
-                            name = signal.Signals(int(stop.signum) or signal.SIGTERM).name
-                            if env.main:
-                                print(
-                                    f"{name}: saved {run_dir / 'last.pt'} at iteration {iteration}; "
-                                    "continue with resume=true",
-                                    file=sys.stderr,
-                                )
-                            return 128 + int(stop.signum or signal.SIGTERM)
-                        if env.main:
-                            print(
-                                f"stop_after={config.stop_after}: saved {run_dir / 'last.pt'} at iteration "
-                                f"{iteration}; continue with resume=true",
-                                file=sys.stderr,
-                            )
-                        return 0
+                        return stop_now(epoch, int(stop.signum or signal.SIGTERM) if stopping else 0)
                     if config.save_every and iteration % config.save_every == 0 and iteration % iters_per_epoch:
                         save(epoch)
             except DataError as exc:
                 raise _worker_error(exc) from None
+            except RuntimeError:
+                # A SIGTERM sent to the whole process group also ends the loader workers.
+                if not stop.signum:
+                    raise
+                return stop_now(epoch, stop.signum)
 
             last_epoch = epoch + 1 == config.epochs
             metrics = None
@@ -435,13 +436,7 @@ def _train(
                     _report(run_dir, config, metrics, confusion, history, writer, iteration)
             save(epoch + 1, metrics, is_best)
             if iteration >= stop_at and not last_epoch:
-                if env.main:
-                    print(
-                        f"stop_after={config.stop_after}: saved {run_dir / 'last.pt'} at iteration "
-                        f"{iteration}; continue with resume=true",
-                        file=sys.stderr,
-                    )
-                return 0
+                return stop_now(epoch + 1, 0, saved=True)
     if env.main:
         print(
             f"done: {iteration} iterations; best val mIoU {100 * best_miou:.2f} in {run_dir / 'best.pt'}",

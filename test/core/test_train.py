@@ -122,7 +122,7 @@ def test_resume_is_exact(synth_root: Path, tmp_path: Path, tiny_config: Callable
 
 def test_refuses_to_overwrite_a_run(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     run_dir = tmp_path / "run"
-    assert train(tiny_config(synth_root, run_dir, "epochs=1", "val_every=0")) == 0
+    assert train(tiny_config(synth_root, run_dir, "stop_after=1")) == 0
     before = (run_dir / "last.pt").read_bytes()
     with pytest.raises(ConfigError, match=r"already holds a run; continue it with resume=true"):
         train(tiny_config(synth_root, run_dir, "epochs=1"))
