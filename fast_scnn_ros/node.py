@@ -101,7 +101,7 @@ class ParameterSpec:
 _ENGINE_DESCRIPTIONS = {
     "checkpoint": "Fast-SCNN checkpoint (.pt) written by `fast-scnn train`; required",
     "device": "auto (first CUDA GPU, else CPU), cpu, cuda or cuda:N",
-    "backend": "inference backend of fast_scnn_core's Segmenter",
+    "backend": "auto (onnxruntime on CPU when installed, else torch), torch, onnxruntime or tensorrt",
     "fp16": "half precision inference (CUDA)",
     "width": "inference width in pixels; 0 keeps the input image's",
     "height": "inference height in pixels; 0 keeps the input image's",
@@ -346,7 +346,7 @@ class SegmentationNode(Node):
         self._worker = threading.Thread(target=self._run_worker, name="fast_scnn_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"segmenting {topic} on {self._segmenter.device} ({self._engine.backend}, {self._classes.num_classes} "
+            f"segmenting {topic} on {self._segmenter.device} ({self._segmenter.backend}, {self._classes.num_classes} "
             f"classes from {self._engine.checkpoint}) -> {self.resolve_topic_name(LABELS_TOPIC)}"
         )
 
@@ -548,7 +548,7 @@ class SegmentationNode(Node):
             if timings["inference"]
             else float("nan"),
             "device": str(self._segmenter.device),
-            "backend": self._engine.backend,
+            "backend": self._segmenter.backend,
             "last_error": last_error,
         }
         level, message = DiagnosticStatus.OK, "running"

@@ -59,3 +59,20 @@ def test_bad_override_is_refused_with_the_key(override: str, message: str) -> No
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(Example, tmp_path / "missing.yaml")
+
+
+def test_atomic_write_gives_the_usual_file_mode_and_leaves_no_temp_on_error(tmp_path: Path) -> None:
+    import os
+
+    from fast_scnn_core.atomic import atomic_path, atomic_write_text
+
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
