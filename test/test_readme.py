@@ -1,0 +1,91 @@
+"""README.md stays true: its parameter, topic and launch-argument tables match the code, and its
+test command is the one CI runs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from rclpy.parameter import Parameter
+
+from fast_scnn_ros import node
+from fast_scnn_ros.node import parameter_specs
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def table(name: str) -> list[list[str]]:
+    """Cells of the Markdown table between <!-- name:begin --> and <!-- name:end --> (header dropped)."""
+    match = re.search(rf"<!-- {name}:begin -->\n(.*?)<!-- {name}:end -->", README, re.S)
+    assert match, f"README.md has no {name} table"
+    rows = [line.strip().strip("|").split("|") for line in match.group(1).strip().splitlines()]
+    return [[cell.strip() for cell in row] for row in rows[2:]]
+
+
+def ros_type(default: object) -> str:
+    if default is Parameter.Type.STRING_ARRAY or isinstance(default, list):
+        return "string[]"
+    return {bool: "bool", int: "int", float: "double", str: "string"}[type(default)]
+
+
+def ros_default(default: object) -> str:
+    if default is Parameter.Type.STRING_ARRAY:
+        return "`[]`"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return '`""`' if default == "" else f"`{default}`"
+
+
+def test_parameter_table_matches_the_node() -> None:
+    documented = {row[0].strip("`"): row[1:4] for row in table("parameters")}
+    specs = {spec.name: spec for spec in parameter_specs()}
+    assert list(documented) == list(specs), "README parameter table: names or order differ from the node"
+    for name, spec in specs.items():
+        expected = [ros_type(spec.default), ros_default(spec.default), "no" if spec.read_only else "yes"]
+        assert documented[name] == expected, name
+
+
+def test_topic_table_matches_the_node() -> None:
+    documented = [row[0].strip("`") for row in table("topics")]
+    outputs = [
+        node.LABELS_TOPIC,
+        f"{node.MASKS_TOPIC}/<class>",
+        node.COLOR_TOPIC,
+        node.OVERLAY_TOPIC,
+        node.CONFIDENCE_TOPIC,
+        node.CAMERA_INFO_OUT_TOPIC,
+        node.CLASS_INFO_TOPIC,
+    ]
+    expected = [
+        node.IMAGE_TOPIC,
+        f"{node.IMAGE_TOPIC}/compressed",
+        node.CAMERA_INFO_TOPIC,
+        *[f"/{topic}" for topic in outputs],  # relative names, resolved in the root namespace
+        node.DIAGNOSTICS_TOPIC,
+    ]
+    assert documented == expected
+
+
+def test_launch_argument_table_matches_the_launch_file() -> None:
+    tree = ast.parse((REPO / "launch/segment.launch.py").read_text())
+    declared = [
+        ast.literal_eval(call.args[0])
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument"
+    ]
+    assert [row[0].strip("`") for row in table("launch-arguments")] == declared
+
+
+@pytest.mark.parametrize("command", ["make test", "make demo"])
+def test_readme_commands_exist(command: str) -> None:
+    assert f"\n{command}" in README
+    target = command.split()[1]
+    assert re.search(rf"^{target}:", (REPO / "Makefile").read_text(), re.M)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (REPO / ".ci/run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
