@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models import TINY, trained_like
 
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, load_checkpoint, save_checkpoint
 from fast_scnn_core.errors import CheckpointError, ConfigError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, ClassSet
 from fast_scnn_core.model import FastSCNN
-
-TINY = ClassSet(("a", "b", "c"), ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
 
 
 @pytest.fixture
@@ -105,19 +104,6 @@ def test_huge_image_beyond_limit_is_refused(checkpoint: Path) -> None:
     segmenter = Segmenter.from_checkpoint(checkpoint, InferenceConfig(device="cpu", max_pixels=100))
     with pytest.raises(InputError, match="max_pixels"):
         segmenter(np.zeros((11, 10, 3), np.uint8))
-
-
-def trained_like(num_classes: int = 3) -> FastSCNN:
-    """A model whose BatchNorms hold non-trivial statistics, as after training."""
-    model = FastSCNN(num_classes, aux=False)
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            c = module.num_features
-            module.running_mean.copy_(torch.rand(c, generator=generator) - 0.5)
-            module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(c, generator=generator) + 0.5)
-    return model.eval()
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from models import TINY
 
 from fast_scnn_core import cli
 from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.model import FastSCNN
-
-TINY = ClassSet(("a", "b", "c"), ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
 
 
 @pytest.fixture
