@@ -14,7 +14,7 @@ import torch
 from fast_scnn_core.atomic import atomic_path
 from fast_scnn_core.errors import CheckpointError
 from fast_scnn_core.labels import ClassSet
-from fast_scnn_core.model import ARCH_VERSION, FastSCNN
+from fast_scnn_core.model import ARCH_VERSION, AUX_PREFIXES, FastSCNN
 
 FORMAT_VERSION = 1
 ARCHITECTURE = "fast_scnn"
@@ -108,7 +108,7 @@ def build_model(payload: dict[str, Any], *, aux: bool = False, num_classes: int 
     model = FastSCNN(payload["num_classes"], aux=aux)
     state = payload["model"]
     if not aux:
-        state = {k: v for k, v in state.items() if not k.startswith(("aux_downsample.", "aux_global."))}
+        state = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIXES)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

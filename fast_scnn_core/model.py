@@ -33,6 +33,8 @@ ARCH_VERSION = 1
 
 OutputMode = Literal["logits", "prob", "cls"]
 OUTPUT_MODES: tuple[str, ...] = ("logits", "prob", "cls")
+# state_dict prefixes of the training-only auxiliary heads (absent from inference models)
+AUX_PREFIXES: tuple[str, ...] = ("aux_downsample.", "aux_global.")
 
 
 class ConvBN(nn.Sequential):
@@ -311,7 +313,5 @@ class FastSCNN(nn.Module):
 def count_parameters(model: nn.Module, inference_only: bool = True) -> int:
     """Number of parameters; with `inference_only` the training-only auxiliary heads are left out."""
     return sum(
-        p.numel()
-        for name, p in model.named_parameters()
-        if not (inference_only and name.startswith(("aux_downsample.", "aux_global.")))
+        p.numel() for name, p in model.named_parameters() if not (inference_only and name.startswith(AUX_PREFIXES))
     )
