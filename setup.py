@@ -22,6 +22,7 @@ ROS = [
     "ros-std-msgs",
     "ros-diagnostic-msgs",
     "ros-rcl-interfaces",
+    "ros-lifecycle-msgs",
 ]
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
 
@@ -51,11 +52,20 @@ setup(
         "tqdm>=4.60",
         "tensorboard>=2.14",
         "matplotlib>=3.7",
+        "rosbags>=0.10",  # pure-Python rosbag2 reader/writer for `fast-scnn label-bag` (no ROS install needed)
     ],
     extras_require={
         "ros": ROS,
         "onnx": ONNX,
-        "test": ["pytest>=8", "ruff>=0.6", "colcon-common-extensions>=0.3", *ONNX, *ROS],
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "colcon-common-extensions>=0.3",
+            "hypothesis>=6.100",
+            "cityscapesscripts>=2.2",  # the official evaluation, the reference in tests
+            *ONNX,
+            *ROS,
+        ],
     },
     entry_points={
         "console_scripts": [
