@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import signal
 import sys
 import threading
 import typing
@@ -36,6 +37,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from fast_scnn_core.config import quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
@@ -299,8 +301,7 @@ class SegmentationNode(Node):
         if not self._engine.checkpoint:
             raise CheckpointError(
                 "parameter 'checkpoint' is not set: pass checkpoint:=/path/to/model.pt (launch argument) or "
-                "-p checkpoint:=... Train one with `fast-scnn train` (quick start on synthetic data: "
-                "`fast-scnn synth --out data/synth` then `fast-scnn train --config config/train_synthetic.yaml`)"
+                f"-p checkpoint:=... Train one with `fast-scnn train` ({quick_start_hint()})"
             )
         self._segmenter = Segmenter.from_checkpoint(self._engine.checkpoint, self._engine)
         self._classes = self._segmenter.classes
@@ -401,18 +402,21 @@ class SegmentationNode(Node):
         except (FastSCNNError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._publish_lock:
+            published_masks = self._settings.mask_classes
             self._segmenter, self._engine, self._settings = segmenter, engine, settings
             self._sync_publishers(settings)
+        if settings.mask_classes != published_masks:
+            self._class_info_pub.publish(String(data=self.class_info_json()))  # latched: late joiners see the new list
         return SetParametersResult(successful=True)
 
     def _sync_publishers(self, settings: OutputSettings) -> None:
         """Create the publishers the settings ask for and destroy the others (caller holds the publish lock)."""
         wanted = {LABELS_TOPIC: Image}
-        wanted.update({f"{MASKS_TOPIC}/{self._mask_tokens[i]}": Image for i in settings.mask_classes})
+        wanted.update({self._mask_topic(i): Image for i in settings.mask_classes})
         for enabled, topic, kind in (
             (settings.color, COLOR_TOPIC, Image),
             (settings.overlay, OVERLAY_TOPIC, Image),
-            (settings.confidence, CONFIDENCE_TOPIC, Image),
+            (settings.confidence and self._engine.mode == "prob", CONFIDENCE_TOPIC, Image),  # cls mode has none
             (settings.camera_info, CAMERA_INFO_OUT_TOPIC, CameraInfo),
         ):
             if enabled:
@@ -423,14 +427,19 @@ class SegmentationNode(Node):
             if topic not in self._publishers_by_topic:
                 self._publishers_by_topic[topic] = self.create_publisher(kind, topic, self._output_qos)
 
+    def _mask_topic(self, class_id: int) -> str:
+        return f"{MASKS_TOPIC}/{self._mask_tokens[class_id]}"
+
     def class_info_json(self) -> str:
-        """What /segmentation/class_info carries: ids, names, RGB colours and mask topic names of the classes."""
+        """What /segmentation/class_info carries: per class id its name, RGB colour and topic name (the
+        `masks/<topic_name>` a class gets when listed in mask_classes), and the mask topics published now."""
         return json.dumps(
             {
                 "ids": list(range(self._classes.num_classes)),
                 "names": list(self._classes.names),
                 "colors": [list(c) for c in self._classes.colors],
-                "mask_topics": self._mask_tokens,
+                "topic_names": self._mask_tokens,
+                "mask_topics": [self.resolve_topic_name(self._mask_topic(i)) for i in self._settings.mask_classes],
                 "ignore_id": IGNORE_INDEX,
             }
         )
@@ -509,7 +518,7 @@ class SegmentationNode(Node):
             return topic in pubs and pubs[topic].get_subscription_count() > 0
 
         for class_id in settings.mask_classes:
-            topic = f"{MASKS_TOPIC}/{self._mask_tokens[class_id]}"
+            topic = self._mask_topic(class_id)
             if wanted(topic):
                 pubs[topic].publish(numpy_to_image(class_mask(labels, class_id), "mono8", header))
         if wanted(COLOR_TOPIC):
@@ -574,10 +583,31 @@ class SegmentationNode(Node):
         self.destroy_node()
 
 
+def stop_on_first_signal() -> None:
+    """SIGINT and SIGTERM: the first raises KeyboardInterrupt (ends spin), later ones are ignored.
+
+    Ctrl-C in the terminal of `ros2 launch` reaches the node twice when launch's stdin is not a
+    terminal (it then forwards SIGINT to the process group it already reached): a second
+    KeyboardInterrupt would abort destroy_node() with a traceback. rclpy's own handlers, installed by
+    rclpy.init() on top of this one, chain to it and wake the executor.
+    """
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    stop_on_first_signal()
     node = None
     try:
+        rclpy.init(args=args)
         node = SegmentationNode()
         rclpy.spin(node)
     except (FastSCNNError, ParameterException) as exc:
