@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from fast_scnn_core.atomic import atomic_path
+from fast_scnn_core.config import quick_start_hint
 from fast_scnn_core.errors import CheckpointError
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.model import ARCH_VERSION, AUX_PREFIXES, FastSCNN
@@ -71,9 +72,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"checkpoint {path} does not exist. Train one with `fast-scnn train` "
-            "(quick start on synthetic data: `fast-scnn synth --out data/synth` then "
-            "`fast-scnn train --config config/train_synthetic.yaml`)"
+            f"checkpoint {path} does not exist. Train one with `fast-scnn train` ({quick_start_hint()})"
         )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
