@@ -60,6 +60,7 @@ def fail_on_error_exit(event: ProcessExited, context: LaunchContext) -> None:
 
 
 def segmentation_node(context: LaunchContext) -> list:
+    """The node with the arguments of this launch, and the handler that fails the launch if it exits with an error."""
     node = Node(
         package="fast_scnn_ros",
         executable="segmentation_node",
