@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from fast_scnn_core.atomic import staged_directory
 from fast_scnn_core.bags import IMAGE_TYPES, SkipLog, decode_frame, open_bag, read_messages, resolve_image_topics
-from fast_scnn_core.errors import DataError, FastSCNNError
+from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import class_set_yaml
 from fast_scnn_core.predict import add_engine_arguments, engine_config
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                         try:
                             frame = decode_frame(connection, timestamp, raw, max_pixels)
                             labels = segmenter(frame.rgb).labels if segmenter else None
-                        except DataError as exc:  # a bad frame is counted and skipped, never the end of the run
+                        except InputError as exc:  # a bad frame is counted and skipped, never the end of the run
                             skips.add(connection.topic, timestamp, exc)
                             continue
                         name, part = frame_name(frame.topic, timestamp), split(timestamp)
@@ -178,10 +178,10 @@ def run(args: argparse.Namespace) -> int:
                 if segmenter:
                     (partial / "classes.yaml").write_text(class_set_yaml(segmenter.classes), encoding="utf-8")
             except BaseException as exc:
-                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+                why = "interruption" if isinstance(exc, KeyboardInterrupt) else "error"
                 print(
-                    f"fast-scnn bag-to-dataset: {why}. {out} was not written; {partial} holds the "
-                    f"{sum(counts.values())} frames extracted so far",
+                    f"fast-scnn bag-to-dataset: {out} was not written; {partial} holds the "
+                    f"{sum(counts.values())} frames extracted before the {why}",
                     file=sys.stderr,
                 )
                 raise

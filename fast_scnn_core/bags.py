@@ -22,7 +22,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from fast_scnn_core.errors import DataError
+from fast_scnn_core.errors import DataError, InputError
 from fast_scnn_core.image_msgs import (
     MalformedImageError,
     check_image,
@@ -61,17 +61,16 @@ class BagError(DataError):
 
 
 def _hint(path: Path) -> str:
-    """What to try when `path` does not open: the usual reasons a recording is damaged."""
+    """What to try when `path` does not open or read: how a damaged recording is usually repaired."""
     if path.is_dir() and not (path / "metadata.yaml").exists():
         return (
             " (no metadata.yaml: the recording was not closed; pass its .mcap/.db3 file itself, "
             "or recreate the metadata with `ros2 bag reindex`)"
         )
-    if path.suffix == ".mcap" or any(path.glob("*.mcap")):
-        return (
-            " (an .mcap file cut off before its footer, e.g. by a crash or power loss, can be rebuilt with "
-            "Foxglove's `mcap recover IN.mcap -o fixed.mcap`)"
-        )
+    if path.suffix == ".mcap" or (path.is_dir() and any(path.glob("*.mcap"))):
+        return " (Foxglove's `mcap recover damaged.mcap -o fixed.mcap` salvages a cut-off or damaged .mcap)"
+    if path.suffix == ".db3" or (path.is_dir() and any(path.glob("*.db3"))):
+        return " (`sqlite3 damaged.db3 .recover | sqlite3 fixed.db3` salvages a damaged sqlite3 bag)"
     return ""
 
 
@@ -145,7 +144,7 @@ def read_messages(
         yield item
 
 
-class BadMessageError(DataError):
+class BadMessageError(InputError):
     """A recorded message that does not deserialize as its declared type."""
 
 

@@ -50,7 +50,7 @@ from fast_scnn_core.bags import (
     serialize_image,
     storage_of,
 )
-from fast_scnn_core.errors import ConfigError, DataError, FastSCNNError
+from fast_scnn_core.errors import ConfigError, FastSCNNError, InputError
 from fast_scnn_core.inference import Segmenter
 from fast_scnn_core.labels import mask_class_ids, mask_topic_names
 from fast_scnn_core.predict import add_engine_arguments, engine_config
@@ -265,14 +265,15 @@ def label(reader: Reader, source: Path, labeller: BagLabeller, total: int, skips
             if connection.topic in labeller.cameras and connection.msgtype in IMAGE_TYPES:
                 try:
                     frame = decode_frame(connection, timestamp, raw, max_pixels)
-                except DataError as exc:  # a bad frame is counted and skipped, never the end of a long run
+                except InputError as exc:  # a bad frame is counted and skipped, never the end of a long run
                     skips.add(connection.topic, timestamp, exc)
                     progress.update(1)
             progress.update(labeller.add(connection, timestamp, raw, frame))
         progress.update(labeller.flush())
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
+    """Label the bag as `args` say with `segmenter`, by default one built from --checkpoint and the engine options."""
     source, out = Path(args.input), Path(args.output)
     check_paths(source, out)
     if not 0.0 <= args.alpha <= 1.0:
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         raise FastSCNNError(f"--batch must be >= 1 (0 = sized to the device), got {args.batch}")
     with open_bag(source) as reader:
         cameras = list(resolve_image_topics(reader, source, args.topics))
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, engine_config(args))
+        segmenter = segmenter or Segmenter.from_checkpoint(args.checkpoint, engine_config(args))
         try:
             mask_ids = mask_class_ids(segmenter.classes, [n.strip() for n in args.masks.split(",") if n.strip()])
         except ValueError as exc:
@@ -308,12 +309,17 @@ def run(args: argparse.Namespace) -> int:
                     )
                 label(reader, source, labeller, total, skips)
             except BaseException as exc:
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                if isinstance(exc, BagError):  # IN is damaged here: label what was read before the damage
+                    with contextlib.suppress(Exception):
+                        labeller.flush()
                 done = sum(labeller.labelled.values())
-                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
+                why = "interrupted" if interrupted else f"failed: {exc}"
                 close_incomplete(writer, f"{why}; {done} of {total} frames labelled")
                 print(
-                    f"fast-scnn label-bag: {why}. {out} was not written; {partial} holds the {done} of {total} frames "
-                    "labelled so far (a readable bag marked incomplete in its metadata.yaml)",
+                    f"fast-scnn label-bag: {out} was not written; {partial} holds the {done} of {total} frames "
+                    f"labelled before the {'interruption' if interrupted else 'error'} (a readable bag, marked "
+                    "incomplete in its metadata.yaml)",
                     file=sys.stderr,
                 )
                 raise
