@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
                             continue
                         try:
                             frame = decode_frame(connection, timestamp, raw, max_pixels)
-                            labels = segmenter(frame.rgb).labels if segmenter else None
+                            # a copy: the frame is often a read-only view over the message bytes (torch warns)
+                            labels = segmenter(np.array(frame.rgb)).labels if segmenter else None
                         except InputError as exc:  # a bad frame is counted and skipped, never the end of the run
                             skips.add(connection.topic, timestamp, exc)
                             continue

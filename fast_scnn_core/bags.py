@@ -9,11 +9,12 @@ live node uses; messages are streamed, never loaded whole, so memory stays flat 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
@@ -30,6 +31,8 @@ from fast_scnn_core.image_msgs import (
     image_fields,
     image_to_rgb8,
 )
+
+T = TypeVar("T")
 
 # Kilted's message definitions (the ROS 2 this project targets); sensor_msgs/Image and
 # CompressedImage are the same in every ROS 2 distribution, so bags of older ones decode too.
@@ -257,3 +260,50 @@ def serialize_image(pixels: np.ndarray, encoding: str, header: Any) -> memoryvie
         data=fields.pixels.reshape(-1).view(np.uint8),
     )
     return TYPESTORE.serialize_cdr(msg, IMAGE)
+
+
+class BackgroundWriter:
+    """A rosbags Writer run by one worker thread, so that writing OUT overlaps the next batch's inference.
+
+    File and sqlite writes release the GIL, as onnxruntime and torch do while they compute. Every
+    call on the writer runs in the worker (a sqlite3 connection belongs to the thread that made it),
+    in order; at most `depth` writes wait (bounded memory); a failed write raises in the caller.
+    """
+
+    def __init__(self, path: Path, storage: str, depth: int = 16) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag-writer")
+        self.depth = depth
+        self.inflight: deque[Future] = deque()
+        self.writer: Writer = self.call(create_writer, path, storage)
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `function` in the writer's thread after the writes before it; its result."""
+        return self.executor.submit(function, *args, **kwargs).result()
+
+    def write(self, connection: Connection, timestamp: int, data: bytes | memoryview) -> None:
+        self.inflight.append(self.executor.submit(self.writer.write, connection, timestamp, data))
+        while len(self.inflight) > self.depth:
+            self.inflight.popleft().result()
+
+    def drain(self) -> None:
+        """Wait until everything handed over is written."""
+        while self.inflight:
+            self.inflight.popleft().result()
+
+    def close(self, custom_data: dict[str, str]) -> None:
+        """Write the rest, the metadata (with `custom_data`) and the index; a failed close aborts (no index)."""
+        try:
+            self.drain()
+        finally:
+            self.call(_close, self.writer, custom_data)
+            self.executor.shutdown()
+
+
+def _close(writer: Writer, custom_data: dict[str, str]) -> None:
+    for key, value in custom_data.items():
+        writer.set_custom_data(key, value)
+    try:
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise

@@ -29,19 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import partial_path, staged_directory
 from fast_scnn_core.bags import (
     IMAGE_TYPES,
     STORAGES,
+    BackgroundWriter,
     BagError,
     Frame,
     SkipLog,
     add_image_topic,
     copy_connection,
-    create_writer,
     decode_frame,
     open_bag,
     read_messages,
@@ -138,7 +138,12 @@ class BagLabeller:
     """
 
     def __init__(
-        self, writer: Writer, segmenter: Segmenter, cameras: dict[str, CameraOutputs], batch: int, alpha: float
+        self,
+        writer: BackgroundWriter,
+        segmenter: Segmenter,
+        cameras: dict[str, CameraOutputs],
+        batch: int,
+        alpha: float,
     ) -> None:
         self.writer, self.segmenter, self.cameras = writer, segmenter, cameras
         self.batch, self.alpha = batch, alpha
@@ -216,15 +221,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def close_incomplete(writer: Writer, reason: str) -> None:
-    """Close OUT.partial into a readable bag whose metadata.yaml says it is incomplete and why."""
-    writer.set_custom_data("fast_scnn.incomplete", reason)
-    try:
-        writer.close()
-    except Exception:
-        writer.abort()
-
-
 def check_paths(source: Path, out: Path) -> None:
     """OUT must not be IN, inside IN or hold IN: --overwrite would otherwise destroy the recording."""
     src, dst = source.resolve(), out.resolve()
@@ -293,21 +289,24 @@ def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
         total = sum(reader.topics[camera].msgcount for camera in cameras)
         skips = SkipLog("label-bag")
         with staged_directory(out, args.overwrite) as partial, sigterm_as_interrupt():
-            writer = create_writer(partial, args.storage or storage_of(source))
-            labeller = BagLabeller(writer, segmenter, {}, args.batch, args.alpha)
+            output = BackgroundWriter(partial, args.storage or storage_of(source))
+            labeller = BagLabeller(output, segmenter, {}, args.batch, args.alpha)
             started = time.monotonic()
             try:
                 for connection in reader.connections:
                     keep = connection.topic not in ours
-                    labeller.connections[connection.id] = copy_connection(writer, connection) if keep else None
+                    labeller.connections[connection.id] = (
+                        output.call(copy_connection, output.writer, connection) if keep else None
+                    )
                 for camera, topics in planned.items():
-                    conns = [add_image_topic(writer, topic) for topic in topics]
+                    conns = [output.call(add_image_topic, output.writer, topic) for topic in topics]
                     masks = list(zip(mask_ids, conns[1 : 1 + len(mask_ids)], strict=True))
                     color = conns[1 + len(mask_ids)] if args.color else None
                     labeller.cameras[camera] = CameraOutputs(
                         conns[0], masks, color, conns[-1] if args.overlay else None
                     )
                 label(reader, source, labeller, total, skips)
+                output.drain()
             except BaseException as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 if isinstance(exc, BagError):  # IN is damaged here: label what was read before the damage
@@ -315,7 +314,8 @@ def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
                         labeller.flush()
                 done = sum(labeller.labelled.values())
                 why = "interrupted" if interrupted else f"failed: {exc}"
-                close_incomplete(writer, f"{why}; {done} of {total} frames labelled")
+                with contextlib.suppress(Exception):  # still readable up to here, marked incomplete
+                    output.close({"fast_scnn.incomplete": f"{why}; {done} of {total} frames labelled"})
                 print(
                     f"fast-scnn label-bag: {out} was not written; {partial} holds the {done} of {total} frames "
                     f"labelled before the {'interruption' if interrupted else 'error'} (a readable bag, marked "
@@ -324,9 +324,7 @@ def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
                 )
                 raise
             seconds = time.monotonic() - started
-            writer.set_custom_data("fast_scnn.labelled_from", str(source))
-            writer.set_custom_data("fast_scnn.checkpoint", str(args.checkpoint))
-            writer.close()
+            output.close({"fast_scnn.labelled_from": str(source), "fast_scnn.checkpoint": str(args.checkpoint)})
     done = sum(labeller.labelled.values())
     print(f"label-bag: {done} frames labelled in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} frames/s) -> {out}")
     for camera, outputs in labeller.cameras.items():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -46,7 +48,8 @@ from fast_scnn_core.bags import (
 from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.image_msgs import compressed_to_rgb8, image_to_numpy, image_to_rgb8
 from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.labels import load_class_set
+from fast_scnn_core.labels import CITYSCAPES, load_class_set
+from fast_scnn_core.model import FastSCNN
 from fast_scnn_core.visualize import class_mask, colorize, overlay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -394,3 +397,31 @@ def test_both_commands_are_in_the_help(capsys) -> None:
         cli.main(["--help"])
     text = capsys.readouterr().out
     assert "label-bag" in text and "bag-to-dataset" in text
+
+
+def test_readme_recorded_drives_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Recorded drives\n.*?```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md has no Recorded drives commands"
+    commands = [shlex.split(line) for line in block.group(1).replace("\\\n", " ").splitlines() if line.strip()]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").symlink_to(REPO / "config")
+    save_checkpoint(tmp_path / "runs/synth/best.pt", FastSCNN(19), CITYSCAPES)  # as the quick start leaves it
+    write_camera_bag(tmp_path / "drive", "mcap", frames=60, size=(128, 256))  # 6 s of a 10 Hz camera
+    for argv in commands:
+        assert argv[0] == "fast-scnn"
+        assert cli.main(argv[1:]) == 0, argv
+    topics = read_bag(tmp_path / "drive_labelled")[0]
+    assert {"/camera/segmentation/labels", "/camera/segmentation/masks/car", "/camera/segmentation/color"} <= set(
+        topics
+    )
+    assert (tmp_path / "runs/drive/last.pt").is_file()
+
+
+def test_bag_speed_benchmark_runs(tmp_path: Path) -> None:
+    """bench/bag_speed.py (docs/benchmarks.md) still runs; tiny frames instead of the documented 512x1024."""
+    command = [sys.executable, str(REPO / "bench/bag_speed.py"), "--size", "64x128", "--frames", "8", "--repeats", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "| label-bag, rgb8 Image, sqlite3 |" in result.stdout
+    assert "| Segmenter alone, batch 4, frames in memory |" in result.stdout
