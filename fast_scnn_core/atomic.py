@@ -70,6 +70,18 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(f"{path.name}.partial") / path.name
 
 
+def check_replaceable(path: str | Path, overwrite: bool) -> None:
+    """FastSCNNError unless `path` and its `<path>.partial` are free or `overwrite` allows replacing them."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+    if partial_path(path).parent.exists() and not overwrite:
+        raise FastSCNNError(
+            f"{partial_path(path).parent} exists (the incomplete output of an interrupted run); "
+            "delete it or pass --overwrite"
+        )
+
+
 @contextlib.contextmanager
 def staged_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield `<path>.partial/<name>` (not yet created) to build a directory in; on success publish it as `path`.
@@ -81,13 +93,8 @@ def staged_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path
     """
     path = Path(path)
     staging = partial_path(path)
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+    check_replaceable(path, overwrite)
     if staging.parent.exists():
-        if not overwrite:
-            raise FastSCNNError(
-                f"{staging.parent} exists (the incomplete output of an interrupted run); delete it or pass --overwrite"
-            )
         _remove(staging.parent)
     staging.parent.mkdir(parents=True)
     yield staging

@@ -35,8 +35,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import staged_directory
-from fast_scnn_core.bags import IMAGE_TYPES, SkipLog, decode_frame, open_bag, read_messages, resolve_image_topics
+from fast_scnn_core.atomic import check_replaceable, staged_directory
+from fast_scnn_core.bags import (
+    IMAGE_TYPES,
+    SkipLog,
+    add_bag_arguments,
+    decode_frame,
+    open_bag,
+    read_messages,
+    resolve_image_topics,
+)
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import class_set_yaml
@@ -46,16 +54,8 @@ SPLITS = ("train", "val")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="IN", help="rosbag2 to read: a bag directory (mcap or sqlite3) or .mcap/.db3")
+    add_bag_arguments(parser, "extract")
     parser.add_argument("output", metavar="OUT_DIR", help="dataset folder to write (images/, masks/, classes.yaml)")
-    parser.add_argument(
-        "--topic",
-        action="append",
-        required=True,
-        dest="topics",
-        metavar="TOPIC",
-        help="camera topic (sensor_msgs/Image or CompressedImage) to extract; repeat for several cameras",
-    )
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--every", type=int, default=1, help="keep every N-th frame of each camera (default: all)")
     rate.add_argument("--fps", type=float, help="keep at most F frames per second of recording time per camera")
@@ -121,6 +121,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source, out = Path(args.input), Path(args.output)
+    check_replaceable(out, args.overwrite)  # before the model loads: fail fast
     if args.every < 1:
         raise FastSCNNError(f"--every must be >= 1, got {args.every}")
     if args.fps is not None and args.fps <= 0:

@@ -8,6 +8,7 @@ live node uses; messages are streamed, never loaded whole, so memory stays flat 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -44,19 +45,26 @@ STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 # The metadata version Jazzy and later write (QoS profiles as names, e.g. `reliability: reliable`).
 BAG_VERSION = 9
 
-# The live node's output QoS (reliable, keep last 5 = its qos_depth default): `ros2 bag play` offers
-# the written outputs as the node would have.
-NODE_OUTPUT_QOS = Qos(
-    QosHistory.KEEP_LAST,
-    5,
-    QosReliability.RELIABLE,
-    QosDurability.VOLATILE,
-    QosTime(0, 0),
-    QosTime(0, 0),
-    QosLiveliness.AUTOMATIC,
-    QosTime(0, 0),
-    False,
-)
+
+def keep_last_qos(depth: int, reliability: QosReliability) -> Qos:
+    """A keep-last, volatile QoS profile as rclpy fills one from depth and reliability (0 durations: unset)."""
+    unset = QosTime(0, 0)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        depth,
+        reliability,
+        QosDurability.VOLATILE,
+        unset,
+        unset,
+        QosLiveliness.AUTOMATIC,
+        unset,
+        False,
+    )
+
+
+# The live node's output QoS (reliable, keep last 5 = its qos_depth default): a replay of the
+# labelled bag offers the outputs as the node would have.
+NODE_OUTPUT_QOS = keep_last_qos(5, QosReliability.RELIABLE)
 
 
 class BagError(DataError):
@@ -110,6 +118,19 @@ def image_topics(reader: Reader) -> dict[str, tuple[str, int]]:
         for topic, info in sorted(reader.topics.items())
         if info.msgtype in IMAGE_TYPES
     }
+
+
+def add_bag_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """IN and --topic: the arguments of the commands that read camera topics from a bag."""
+    parser.add_argument("input", metavar="IN", help="rosbag2 to read: a bag directory (mcap or sqlite3) or .mcap/.db3")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        required=True,
+        dest="topics",
+        metavar="TOPIC",
+        help=f"camera topic (sensor_msgs/Image or CompressedImage) to {purpose}; repeat for several cameras",
+    )
 
 
 def resolve_image_topics(reader: Reader, path: str | Path, requested: list[str]) -> dict[str, str]:

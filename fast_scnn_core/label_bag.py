@@ -32,7 +32,7 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import partial_path, staged_directory
+from fast_scnn_core.atomic import check_replaceable, partial_path, staged_directory
 from fast_scnn_core.bags import (
     IMAGE_TYPES,
     STORAGES,
@@ -40,6 +40,7 @@ from fast_scnn_core.bags import (
     BagError,
     Frame,
     SkipLog,
+    add_bag_arguments,
     add_image_topic,
     copy_connection,
     decode_frame,
@@ -65,17 +66,9 @@ MAX_BATCH = 32
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="IN", help="rosbag2 to read: a bag directory (mcap or sqlite3) or .mcap/.db3")
+    add_bag_arguments(parser, "segment")
     parser.add_argument("output", metavar="OUT", help="bag directory to write (built as OUT.partial, then renamed)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by `fast-scnn train`")
-    parser.add_argument(
-        "--topic",
-        action="append",
-        required=True,
-        dest="topics",
-        metavar="TOPIC",
-        help="camera topic (sensor_msgs/Image or CompressedImage) to segment; repeat for several cameras",
-    )
     parser.add_argument(
         "--masks", default="", help="comma-separated classes (names or topic names) that get segmentation/masks/<class>"
     )
@@ -232,8 +225,7 @@ def check_paths(source: Path, out: Path) -> None:
 def plan_outputs(
     reader: Reader, source: Path, cameras: list[str], tokens: list[str], args: argparse.Namespace
 ) -> dict[str, list[str]]:
-    """{camera: its output topics}; refuses cameras sharing a namespace and, without --replace-existing,
-    output topics IN already has."""
+    """{camera: its output topics}; refuses cameras sharing a namespace, and topics IN has unless --replace-existing."""
     planned = {camera: output_topics(camera, tokens, args.color, args.overlay) for camera in cameras}
     owner: dict[str, str] = {}
     for camera, topics in planned.items():
@@ -272,6 +264,7 @@ def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
     """Label the bag as `args` say with `segmenter`, by default one built from --checkpoint and the engine options."""
     source, out = Path(args.input), Path(args.output)
     check_paths(source, out)
+    check_replaceable(out, args.overwrite)  # before the model loads: fail fast
     if not 0.0 <= args.alpha <= 1.0:
         raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.batch < 0:

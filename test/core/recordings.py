@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.interfaces import QosReliability
 
-from fast_scnn_core.bags import COMPRESSED_IMAGE, IMAGE, TYPESTORE, create_writer
+from fast_scnn_core.bags import COMPRESSED_IMAGE, IMAGE, TYPESTORE, create_writer, keep_last_qos
 from fast_scnn_core.image_msgs import compress_rgb8, image_fields
 
 HEADER = TYPESTORE.types["std_msgs/msg/Header"]
@@ -21,17 +21,7 @@ TIME = TYPESTORE.types["builtin_interfaces/msg/Time"]
 TEMPERATURE = "sensor_msgs/msg/Temperature"
 
 # REP 2003 sensor data QoS, what camera drivers offer (best effort, keep last 5).
-SENSOR_QOS = Qos(
-    QosHistory.KEEP_LAST,
-    5,
-    QosReliability.BEST_EFFORT,
-    QosDurability.VOLATILE,
-    QosTime(0, 0),
-    QosTime(0, 0),
-    QosLiveliness.AUTOMATIC,
-    QosTime(0, 0),
-    False,
-)
+SENSOR_QOS = keep_last_qos(5, QosReliability.BEST_EFFORT)
 
 START_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 100_000_000  # 10 Hz cameras
