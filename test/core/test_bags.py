@@ -146,6 +146,34 @@ def test_label_bag_labels_every_frame_and_copies_every_message(
     assert custom_data(out)["fast_scnn.checkpoint"] == str(checkpoint)
 
 
+def test_labelled_mcap_reads_with_the_reference_mcap_reader(tmp_path: Path, checkpoint: Path) -> None:
+    """Foxglove's MCAP reader (the library ROS 2's mcap storage is built on) and its ROS 2 decoder read OUT."""
+    from mcap.reader import make_reader
+    from mcap.stream_reader import StreamReader
+    from mcap_ros2.decoder import DecoderFactory
+
+    drive, out = tmp_path / "drive", tmp_path / "labelled"
+    write_drive(drive, "mcap", frames=3)
+    assert label_bag(drive, out, "--checkpoint", checkpoint, "--topic", "/front/image_raw", "--color", *TORCH) == 0
+    _, messages = read_bag(out)
+    with open(out / "labelled.mcap", "rb") as f:
+        records = list(StreamReader(f, validate_crcs=True).records)  # every record well-formed, up to the footer
+        assert type(records[-1]).__name__ == "Footer"
+        f.seek(0)
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        assert reader.get_summary().statistics.message_count == len(messages)
+        decoded_labels = [
+            (message.log_time, msg)
+            for _, _, message, msg in reader.iter_decoded_messages(topics=["/front/segmentation/labels"])
+        ]
+    expected = [(t, TYPESTORE.deserialize_cdr(raw, IMAGE)) for topic, t, raw in messages if topic.endswith("labels")]
+    assert len(decoded_labels) == len(expected) == 3
+    for (t, theirs), (t_ours, ours) in zip(decoded_labels, expected, strict=True):
+        assert t == t_ours and (theirs.encoding, theirs.height, theirs.width) == ("mono8", 48, 64)
+        assert (theirs.header.stamp.sec, theirs.header.frame_id) == (ours.header.stamp.sec, "front")
+        assert bytes(theirs.data) == ours.data.tobytes()
+
+
 def test_bad_messages_are_counted_skipped_and_copied(
     tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
