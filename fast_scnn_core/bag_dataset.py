@@ -38,12 +38,14 @@ from tqdm import tqdm
 from fast_scnn_core.atomic import check_replaceable, staged_directory
 from fast_scnn_core.bags import (
     IMAGE_TYPES,
+    Frame,
     SkipLog,
     add_bag_arguments,
     decode_frame,
     open_bag,
     read_messages,
     resolve_image_topics,
+    sigterm_as_interrupt,
 )
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
@@ -119,6 +121,33 @@ def write_png(path: Path, image: np.ndarray) -> None:
     path.write_bytes(encoded.tobytes())
 
 
+class DatasetWriter:
+    """Writes frames (and their masks) into the folder layout under `root`, each indexed in frames.csv."""
+
+    COLUMNS = ("file", "split", "topic", "recording_ns", "stamp_sec", "stamp_nanosec", "frame_id")
+
+    def __init__(self, root: Path, split: TimeSplit) -> None:
+        self.root, self.split = root, split
+        root.mkdir(parents=True)
+        self.index = open(root / "frames.csv", "w", newline="")  # noqa: SIM115 (closed by close())
+        self.rows = csv.writer(self.index)
+        self.rows.writerow(self.COLUMNS)
+        self.counts: Counter[tuple[str, str]] = Counter()  # frames per (camera, split)
+
+    def add(self, frame: Frame, labels: np.ndarray | None) -> None:
+        name, part = frame_name(frame.topic, frame.timestamp), self.split(frame.timestamp)
+        write_png(self.root / "images" / part / f"{name}.png", frame.rgb)
+        if labels is not None:
+            write_png(self.root / "masks" / part / f"{name}.png", labels)
+        stamp = frame.header.stamp
+        file = f"{part}/{name}.png"
+        self.rows.writerow((file, part, frame.topic, frame.timestamp, stamp.sec, stamp.nanosec, frame.header.frame_id))
+        self.counts[(frame.topic, part)] += 1
+
+    def close(self) -> None:
+        self.index.close()
+
+
 def run(args: argparse.Namespace) -> int:
     source, out = Path(args.input), Path(args.output)
     check_replaceable(out, args.overwrite)  # before the model loads: fail fast
@@ -134,21 +163,16 @@ def run(args: argparse.Namespace) -> int:
         cameras = resolve_image_topics(reader, source, args.topics)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, engine_config(args)) if args.checkpoint else None
         max_pixels = (segmenter.config if segmenter else InferenceConfig()).max_pixels
-        split = TimeSplit(reader.start_time, reader.duration, args.val_fraction, args.block_seconds)
         keep = FrameFilter(args.every, args.fps)
         skips = SkipLog("bag-to-dataset")
-        counts: Counter[tuple[str, str]] = Counter()
         total = sum(reader.topics[camera].msgcount for camera in cameras)
-        with staged_directory(out, args.overwrite) as partial:
-            partial.mkdir(parents=True)
+        connections = [c for c in reader.connections if c.topic in cameras and c.msgtype in IMAGE_TYPES]
+        with staged_directory(out, args.overwrite) as partial, sigterm_as_interrupt():
+            dataset = DatasetWriter(
+                partial, TimeSplit(reader.start_time, reader.duration, args.val_fraction, args.block_seconds)
+            )
             try:
-                with (
-                    open(partial / "frames.csv", "w", newline="") as index,
-                    tqdm(total=total, desc="bag-to-dataset", unit="frame", mininterval=0.5) as progress,
-                ):
-                    rows = csv.writer(index)
-                    rows.writerow(["file", "split", "topic", "recording_ns", "stamp_sec", "stamp_nanosec", "frame_id"])
-                    connections = [c for c in reader.connections if c.topic in cameras and c.msgtype in IMAGE_TYPES]
+                with tqdm(total=total, desc="bag-to-dataset", unit="frame", mininterval=0.5) as progress:
                     for connection, timestamp, raw in read_messages(reader, source, connections):
                         progress.update(1)
                         if not keep.keep(connection.topic, timestamp):
@@ -160,34 +184,20 @@ def run(args: argparse.Namespace) -> int:
                         except InputError as exc:  # a bad frame is counted and skipped, never the end of the run
                             skips.add(connection.topic, timestamp, exc)
                             continue
-                        name, part = frame_name(frame.topic, timestamp), split(timestamp)
-                        write_png(partial / "images" / part / f"{name}.png", frame.rgb)
-                        if labels is not None:
-                            write_png(partial / "masks" / part / f"{name}.png", labels)
-                        stamp = frame.header.stamp
-                        rows.writerow(
-                            [
-                                f"{part}/{name}.png",
-                                part,
-                                frame.topic,
-                                timestamp,
-                                stamp.sec,
-                                stamp.nanosec,
-                                frame.header.frame_id,
-                            ]
-                        )
-                        counts[(frame.topic, part)] += 1
+                        dataset.add(frame, labels)
                 if segmenter:
                     (partial / "classes.yaml").write_text(class_set_yaml(segmenter.classes), encoding="utf-8")
             except BaseException as exc:
                 why = "interruption" if isinstance(exc, KeyboardInterrupt) else "error"
                 print(
                     f"fast-scnn bag-to-dataset: {out} was not written; {partial} holds the "
-                    f"{sum(counts.values())} frames extracted before the {why}",
+                    f"{sum(dataset.counts.values())} frames extracted before the {why}",
                     file=sys.stderr,
                 )
                 raise
-    report(out, cameras, counts, skips, labelled=segmenter is not None)
+            finally:
+                dataset.close()
+    report(out, cameras, dataset.counts, skips, labelled=segmenter is not None)
     return 1 if skips.total else 0
 
 

@@ -8,9 +8,9 @@ recording time, so `ros2 bag play OUT` replays camera and labels in step. Unlike
 no frame is dropped.
 
 Messages stream through in recording order (memory does not grow with the bag); frames are
-segmented in batches. OUT is built as `OUT.partial` and renamed only when complete: an
-interrupted (Ctrl-C, SIGTERM) or failed run leaves a readable bag named `OUT.partial`, marked
-incomplete in its metadata.yaml, and no OUT. Exit status: 0 every frame labelled; 1 OUT complete
+segmented in batches while a worker thread writes OUT. OUT is built as `OUT.partial/OUT` and
+renamed only when complete: an interrupted (Ctrl-C, SIGTERM) or failed run leaves that readable
+bag, marked incomplete in its metadata.yaml, and no OUT. Exit status: 0 every frame labelled; 1 OUT complete
 but some bad messages were skipped (copied unchanged, listed); 2 error; 130 interrupted.
 """
 
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +47,7 @@ from fast_scnn_core.bags import (
     resolve_image_topics,
     segmentation_namespace,
     serialize_image,
+    sigterm_as_interrupt,
     storage_of,
 )
 from fast_scnn_core.errors import ConfigError, FastSCNNError, InputError
@@ -60,7 +59,8 @@ from fast_scnn_core.visualize import class_mask, colorize, overlay
 # CPU: batches beyond a few frames measured no faster (docs/benchmarks.md) and only hold more memory.
 CPU_BATCH = 4
 # CUDA: Fast-SCNN's peak activation memory per inference pixel, fp32, C=19 (the logits upsampled to full
-# size dominate); an estimate with headroom: the batch uses at most half the free memory, at most 32 frames.
+# size dominate), estimated with headroom and not yet measured on a GPU: a batch takes at most half the
+# free memory, at most 32 frames.
 CUDA_BYTES_PER_PIXEL = 400
 MAX_BATCH = 32
 
@@ -194,24 +194,6 @@ class BagLabeller:
         if camera.overlay is not None:
             images.append((camera.overlay, overlay(frame.rgb, labels, self.palette, self.alpha), "rgb8"))
         return [(conn, frame.timestamp, serialize_image(pixels, enc, frame.header)) for conn, pixels, enc in images]
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. from a job scheduler) ends the run like Ctrl-C: OUT.partial is closed and marked."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def check_paths(source: Path, out: Path) -> None:

@@ -228,6 +228,16 @@ def test_unknown_topic_lists_the_image_topics(tmp_path: Path, checkpoint: Path, 
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
+def test_unknown_mask_class_is_refused_with_the_checkpoints_classes(tmp_path: Path, checkpoint: Path, capsys) -> None:
+    write_camera_bag(tmp_path / "drive", "mcap", frames=1)
+    args = ("--checkpoint", checkpoint, "--topic", "/camera/image_raw", "--masks", "a,road", *TORCH)
+    assert label_bag(tmp_path / "drive", tmp_path / "out", *args) == 2
+    assert (
+        "--masks: unknown mask class 'road'; this checkpoint's classes are ['a', 'b', 'c']" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_is_never_overwritten_unless_asked(tmp_path: Path, checkpoint: Path, capsys) -> None:
     drive, out = tmp_path / "drive", tmp_path / "out"
     write_camera_bag(drive, "sqlite3", frames=2)
