@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import sys
 import threading
 import typing
@@ -49,6 +48,7 @@ from fast_scnn_ros.conversions import (
     image_to_rgb8,
     numpy_to_image,
 )
+from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
 
 NODE_NAME = "fast_scnn"
 # Input names are relative so that launch remaps them (image -> /camera/image_raw); compressed input
@@ -561,26 +561,6 @@ class SegmentationNode(Node):
         self.destroy_node()
 
 
-def stop_on_first_signal() -> None:
-    """SIGINT and SIGTERM: the first raises KeyboardInterrupt (ends spin), later ones are ignored.
-
-    Ctrl-C in the terminal of `ros2 launch` reaches the node twice when launch's stdin is not a
-    terminal (it then forwards SIGINT to the process group it already reached): a second
-    KeyboardInterrupt would abort destroy_node() with a traceback. rclpy's own handlers, installed by
-    rclpy.init() on top of this one, chain to it and wake the executor.
-    """
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
-
-
 def main(args: list[str] | None = None) -> int:
     stop_on_first_signal()
     node = None
@@ -591,8 +571,12 @@ def main(args: list[str] | None = None) -> int:
     except (FastSCNNError, ParameterException) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (StopRequested, ExternalShutdownException):
         pass
+    except Exception:
+        if not stopped_by_signal():
+            raise
+        # rclpy's handler shut the context down while the node was being built (RCLError): that is the stop
     finally:
         if node is not None:
             node.close()

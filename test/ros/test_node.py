@@ -282,6 +282,15 @@ def test_sigint_stops_the_node_cleanly(node: NodeProcess) -> None:
     assert "Traceback" not in node.output()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_node_starts_ends_it_quietly(start_node, checkpoint: Path, signum: int) -> None:
+    """Ctrl-C while torch and rclpy are still loading (the first seconds): exit 0, no traceback."""
+    proc = start_node("-p", f"checkpoint:={checkpoint}")
+    time.sleep(0.5)
+    assert proc.signal(signum) == 0, proc.output()
+    assert "Traceback" not in proc.output()
+
+
 @pytest.mark.parametrize("checkpoint_arg", ["/nonexistent/model.pt", None])
 def test_without_a_checkpoint_the_node_refuses_to_start_and_says_how_to_train(start_node, checkpoint_arg) -> None:
     proc = start_node(*(["-p", f"checkpoint:={checkpoint_arg}"] if checkpoint_arg else []))
