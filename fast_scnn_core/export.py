@@ -137,7 +137,8 @@ def onnx_bytes(graph: nn.Module, exporter: Exporter = "legacy", opset: int = OPS
             return buffer.getvalue()
         if exporter == "dynamo":
             # Dim.DYNAMIC lets torch.export derive the valid range (sizes below 33 pixels are specialised away).
-            shapes = {"image": dict.fromkeys(axes["image"], torch.export.Dim.DYNAMIC)}
+            # Given by position: the ONNX input is named "image" but FastSCNN.forward's argument is `x`.
+            shapes = (dict.fromkeys(axes[inputs[0]], torch.export.Dim.DYNAMIC),)
             example = torch.cat([example, example])  # batch 1 would be specialised to a constant
             program = torch.onnx.export(
                 graph,
