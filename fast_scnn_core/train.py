@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_text
+from fast_scnn_core.atomic import atomic_write_text, remove_stale_temporaries
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.config import load_config, to_dict
 from fast_scnn_core.data.cityscapes import cityscapes_dataset
@@ -255,6 +255,7 @@ def train(config: TrainConfig) -> int:
     env = setup_distributed(config.device)
     try:
         # Every process checks before any writes (the barrier), so none sees another's files.
+        remove_stale_temporaries(run_dir)  # left by a write that was killed (SIGKILL, power loss)
         check_run_dir(run_dir, config.resume)
         train_set, val_set = build_datasets(config)  # checks the data before anything is written
         if env.world_size > 1:
@@ -296,7 +297,7 @@ def _train(
     iteration, best_miou = 0, -1.0
 
     if config.resume:
-        payload = load_checkpoint(run_dir / "last.pt", map_location="cpu")
+        payload = load_checkpoint(run_dir / "last.pt", map_location="cpu", resume=True)
         if class_set_of(payload) != classes:
             raise CheckpointError(
                 f"{run_dir / 'last.pt'} was trained on classes {list(class_set_of(payload).names)}, "
