@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fast_scnn_core.atomic import atomic_path
+from fast_scnn_core.atomic import atomic_write_bytes
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
 from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.fuse import fold_batchnorm
@@ -235,13 +235,13 @@ def run(args: argparse.Namespace) -> int:
         data = onnx_bytes(graph, args.exporter, args.opset)
         report = check_export(graph, lambda x: _run_onnx(data, x))
         data = _with_metadata(data, payload, args.graph, args.mode)
-        with atomic_path(out) as tmp:
-            tmp.write_bytes(data)
     else:
         module = torchscript(graph)
         report = check_export(graph, lambda x: _run_torchscript(module, x))
-        with atomic_path(out) as tmp:
-            torch.jit.save(module, str(tmp))
+        buffer = io.BytesIO()  # written by Python, so a full disk is an OSError that atomic_write_bytes reports
+        torch.jit.save(module, buffer)
+        data = buffer.getvalue()
+    atomic_write_bytes(out, data)
     print(f"wrote {out} ({args.format}, graph={args.graph}, mode={args.mode}); check against PyTorch: {report}")
     return 0
 

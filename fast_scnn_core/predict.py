@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_bytes
+from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from fast_scnn_core.errors import DataError, FastSCNNError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.visualize import colorize, overlay
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
     outputs = _outputs(args.outputs)
     out = Path(args.out)
+    remove_stale_temporaries(out)  # left by a killed run's writes
     config = InferenceConfig(
         checkpoint=args.checkpoint,
         device=args.device,

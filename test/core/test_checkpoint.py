@@ -282,14 +282,17 @@ def test_disk_full_during_a_checkpoint_write_is_one_line_and_keeps_the_previous(
     assert os.listdir(path.parent) == ["last.pt"], "no temporary file is left behind"
 
 
-def test_disk_full_in_export_exits_2(tmpfs: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "model.onnx"), ("torchscript", "model.ts")])
+def test_disk_full_in_export_exits_2(
+    tmpfs: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture, fmt: str, name: str
+) -> None:
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(checkpoint, FastSCNN(3), TINY)
-    out = tmpfs("1m") / "model.onnx"
-    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--exporter", "legacy"]
+    out = tmpfs("1m") / name
+    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--exporter", "legacy", "--format", fmt]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.strip() == (
-        f"fast-scnn export: error: no space left on {out.parent} while writing {out}; model.onnx was not written"
+        f"fast-scnn export: error: no space left on {out.parent} while writing {out}; {name} was not written"
     )
 
 
@@ -323,6 +326,25 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_start_removes(
     assert len(orphans) == 1
     assert train(tiny_config(synth_root, run_dir, "stop_after=1")) == 0  # was: "run_dir is not empty"
     assert not orphans[0].exists() and (run_dir / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("command", ["predict", "synth"])
+def test_programs_remove_temporaries_of_killed_writes_from_their_output_folder(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    orphan = out / "sub" / ".street_labels.png.k2j4h6g8.tmp.png"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"half a picture")
+    if command == "predict":
+        checkpoint, image = tmp_path / "model.pt", tmp_path / "street.png"
+        save_checkpoint(checkpoint, FastSCNN(3), TINY)
+        cv2.imwrite(str(image), np.zeros((40, 48, 3), np.uint8))
+        argv = ["predict", str(image), "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu"]
+    else:
+        argv = ["synth", "--out", str(out), "--train", "1", "--val", "0", "--size", "32x64"]
+    assert cli.main(argv) == 0
+    assert not orphan.exists()
 
 
 def test_only_atomic_paths_own_temporaries_are_removed(tmp_path: Path) -> None:

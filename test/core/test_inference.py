@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import tracemalloc
@@ -244,6 +245,24 @@ def test_batch_equals_single_images() -> None:
     assert batch.shape == (3, 40, 56)
     for image, labels in zip(images, batch, strict=True):
         assert (segmenter(image).labels == labels).mean() >= 0.995
+
+
+def test_every_option_is_described_once_with_its_bounds() -> None:
+    """The public schema the node's descriptors and the CLI derive from (InferenceConfig's field metadata)."""
+    from fast_scnn_core.inference import option_choices, option_help, option_range
+
+    assert option_range("width") == option_range("height") == (0, 16384)
+    assert option_range("threads") == (0, 1024)
+    assert option_range("max_pixels") == (1024, 16384 * 16384)
+    assert option_range("mode") is None and option_choices("mode") == ("cls", "prob")
+    assert option_choices("width") == ()
+    assert option_help("width") == "inference width in pixels; 32..16384, or 0 = the input image's width"
+    for field in dataclasses.fields(InferenceConfig):
+        assert option_help(field.name)
+        default = field.default
+        assert InferenceConfig(**{field.name: default}) == InferenceConfig()  # every default is within its range
+    with pytest.raises(KeyError, match="no option 'widht'"):
+        option_help("widht")
 
 
 @pytest.mark.parametrize(
