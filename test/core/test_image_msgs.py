@@ -4,16 +4,17 @@ Property tests (Hypothesis) feed random encodings, sizes, steps, byte lengths, b
 compressed payloads: the result is the right pixels or an ImageConversionError, never another
 exception, and nothing proportional to a claimed size is allocated before the claim is checked
 (numpy's allocations are visible to tracemalloc; OpenCV's and simplejpeg's outputs are numpy arrays).
-Messages are plain objects with the fields of sensor_msgs: the core never imports ROS.
+Messages are rosbags' sensor_msgs classes (what `fast-scnn label-bag` reads, no ROS install), their
+data held as rosbags (ndarray), rclpy (array.array) or a plain client (bytes) holds it.
 """
 
 from __future__ import annotations
 
+import array
 import struct
 import tracemalloc
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rosbags.typesys import Stores, get_typestore
 
 from fast_scnn_core.image_msgs import (
     CorruptCompressedImageError,
@@ -38,24 +40,25 @@ from fast_scnn_core.limits import DEFAULT_MAX_PIXELS, MAX_SIDE
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@dataclass
-class Image:
-    """The fields of a sensor_msgs/Image."""
-
-    encoding: str
-    height: int
-    width: int
-    step: int
-    is_bigendian: int
-    data: Any
+# Real sensor_msgs classes as `fast-scnn label-bag` reads them from a bag (rosbags, no ROS install).
+TYPES = get_typestore(Stores.LATEST).types
+HEADER = TYPES["std_msgs/msg/Header"](stamp=TYPES["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="cam")
 
 
-@dataclass
-class CompressedImage:
-    """The fields of a sensor_msgs/CompressedImage."""
+def image_msg(encoding: str, height: int, width: int, step: int, is_bigendian: int, data: Any) -> Any:
+    """A sensor_msgs/Image; `data` as given (rosbags: ndarray, rclpy: array.array, or bytes)."""
+    fields = dict(encoding=encoding, height=height, width=width, step=step, is_bigendian=is_bigendian, data=data)
+    return TYPES["sensor_msgs/msg/Image"](header=HEADER, **fields)
 
-    format: str
-    data: Any
+
+def compressed_msg(format: str, data: Any) -> Any:
+    """A sensor_msgs/CompressedImage."""
+    return TYPES["sensor_msgs/msg/CompressedImage"](header=HEADER, format=format, data=data)
+
+
+def containers(data: bytes) -> st.SearchStrategy:
+    """The message bytes as rosbags (ndarray), rclpy (array.array) or a plain client (bytes) holds them."""
+    return st.sampled_from([np.frombuffer(data, np.uint8), array.array("B", data), data])
 
 
 def peak_allocation(call: Callable[[], object]) -> tuple[object, int]:
@@ -82,7 +85,7 @@ ENCODINGS = [
 
 
 @st.composite
-def valid_images(draw: st.DrawFn) -> tuple[Image, np.ndarray]:
+def valid_images(draw: st.DrawFn) -> tuple[Any, np.ndarray]:
     """A well-formed Image of any encoding, byte order and row padding, and the pixel values it holds."""
     encoding = draw(st.sampled_from(ENCODINGS))
     dtype, channels = pixel_layout(encoding)
@@ -97,13 +100,13 @@ def valid_images(draw: st.DrawFn) -> tuple[Image, np.ndarray]:
     row = width * channels * dtype.itemsize
     rows = stored.reshape(height, row // dtype.itemsize).view(np.uint8).reshape(height, row)
     data = np.concatenate([rows, np.full((height, pad), 0xAB, np.uint8)], axis=1).tobytes()
-    msg = Image(encoding, height, width, row + pad, int(big), draw(st.sampled_from([bytes, bytearray]))(data))
+    msg = image_msg(encoding, height, width, row + pad, int(big), draw(containers(data)))
     return msg, stored.astype(dtype)  # values in native byte order
 
 
 @PROPERTY
 @given(valid_images())
-def test_every_well_formed_image_reads_its_pixels_in_any_byte_order_and_padding(case: tuple[Image, np.ndarray]) -> None:
+def test_every_well_formed_image_reads_its_pixels_in_any_byte_order_and_padding(case: tuple[Any, np.ndarray]) -> None:
     msg, pixels = case
     np.testing.assert_array_equal(image_to_numpy(msg), pixels)
     if pixels.dtype.kind == "f" or msg.encoding[0].isdigit():
@@ -128,13 +131,13 @@ sizes = st.one_of(st.integers(0, 64), st.integers(0, 2**32), st.sampled_from([MA
     width=sizes,
     step=st.one_of(st.integers(0, 256), st.integers(0, 2**40)),
     is_bigendian=st.integers(0, 255),
-    data=st.binary(max_size=2048),
+    data=st.binary(max_size=2048).flatmap(containers),
     max_pixels=st.sampled_from([None, 1024, DEFAULT_MAX_PIXELS]),
 )
 def test_any_image_fields_give_pixels_or_a_conversion_error_within_bounded_memory(
-    encoding: str, height: int, width: int, step: int, is_bigendian: int, data: bytes, max_pixels: int | None
+    encoding: str, height: int, width: int, step: int, is_bigendian: int, data: Any, max_pixels: int | None
 ) -> None:
-    msg = Image(encoding, height, width, step, is_bigendian, data)
+    msg = image_msg(encoding, height, width, step, is_bigendian, data)
     checked, peak = peak_allocation(lambda: check_image(msg, max_pixels))
     assert checked is None or isinstance(checked, ImageConversionError)
     assert peak < 64 << 10
@@ -184,7 +187,7 @@ def test_every_png_decodes_exactly_and_every_jpeg_to_its_size_whatever_the_forma
     rgb: np.ndarray, codec: str, fmt: str
 ) -> None:
     data = encode(rgb, codec)
-    out = compressed_to_rgb8(CompressedImage(fmt, data))
+    out = compressed_to_rgb8(compressed_msg(fmt, data))
     assert out.shape == rgb.shape and out.dtype == np.uint8
     if codec == "png":
         np.testing.assert_array_equal(out, rgb)
@@ -213,10 +216,10 @@ def hostile_payloads(draw: st.DrawFn) -> bytes:
 
 
 @PROPERTY
-@given(data=hostile_payloads(), fmt=st.one_of(st.sampled_from(FORMATS), st.text(max_size=20)))
-def test_any_compressed_payload_gives_pixels_or_a_conversion_error_within_max_pixels(data: bytes, fmt: str) -> None:
+@given(data=hostile_payloads().flatmap(containers), fmt=st.one_of(st.sampled_from(FORMATS), st.text(max_size=20)))
+def test_any_compressed_payload_gives_pixels_or_a_conversion_error_within_max_pixels(data: Any, fmt: str) -> None:
     max_pixels = 64 * 64
-    result, peak = peak_allocation(lambda: compressed_to_rgb8(CompressedImage(fmt, data), max_pixels))
+    result, peak = peak_allocation(lambda: compressed_to_rgb8(compressed_msg(fmt, data), max_pixels))
     assert peak <= 4 * max_pixels * 3 + (64 << 10)
     if not isinstance(result, ImageConversionError):
         assert result.dtype == np.uint8 and result.ndim == 3 and result.shape[2] == 3
@@ -251,7 +254,7 @@ def zero_png(width: int, height: int) -> bytes:
 def test_compressed_size_is_refused_from_the_header_before_decoding(
     data: bytes, max_pixels: int | None, message: str
 ) -> None:
-    msg = CompressedImage("png" if data.startswith(b"\x89") else "jpeg", data)
+    msg = compressed_msg("png" if data.startswith(b"\x89") else "jpeg", data)
     result, peak = peak_allocation(lambda: compressed_to_rgb8(msg, max_pixels))
     assert isinstance(result, MalformedImageError) and message in str(result)
     assert peak < 64 << 10
@@ -281,16 +284,16 @@ def garbled_mid_stream(jpeg: bytes) -> bytes:
 def test_corrupt_jpeg_is_a_bad_message_not_labelled(data: bytes) -> None:
     """Issue 13 #9: OpenCV decoded these into smeared blocks (only a libjpeg warning on stderr)."""
     with pytest.raises(CorruptCompressedImageError, match="JPEG"):
-        compressed_to_rgb8(CompressedImage("rgb8; jpeg compressed bgr8", data))
+        compressed_to_rgb8(compressed_msg("rgb8; jpeg compressed bgr8", data))
 
 
 def test_the_bytes_decide_the_codec_not_the_format_string() -> None:
     """image_transport decodes by content (cv::imdecode); a mislabelled frame is still a good frame."""
     rgb = np.random.default_rng(2).integers(0, 256, (10, 12, 3), dtype=np.uint8)
     np.testing.assert_array_equal(
-        compressed_to_rgb8(CompressedImage("rgb8; jpeg compressed bgr8", encode(rgb, "png"))), rgb
+        compressed_to_rgb8(compressed_msg("rgb8; jpeg compressed bgr8", encode(rgb, "png"))), rgb
     )
-    assert compressed_to_rgb8(CompressedImage("png", encode(rgb, "jpg"))).shape == rgb.shape
+    assert compressed_to_rgb8(compressed_msg("png", encode(rgb, "jpg"))).shape == rgb.shape
 
 
 @pytest.mark.parametrize(
@@ -305,4 +308,4 @@ def test_the_bytes_decide_the_codec_not_the_format_string() -> None:
 )
 def test_other_codecs_are_refused_by_name(fmt: str, data: bytes, message: str) -> None:
     with pytest.raises(UnsupportedEncodingError, match=message):
-        compressed_to_rgb8(CompressedImage(fmt, data))
+        compressed_to_rgb8(compressed_msg(fmt, data))
