@@ -96,10 +96,14 @@ class CheckpointMetadata:
                 raise ValueError(f"model[{_short(repr(name))}]: expected a tensor, got {type(value).__name__}")
 
 
-def _check_finite(weights: dict[str, Any], doing: str) -> None:
-    """CheckpointError naming the first tensor holding NaN or inf (one diverged weight makes every label 0)."""
-    for name, tensor in weights.items():
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+def _check_payload(payload: dict[str, Any], doing: str) -> None:
+    """The schema, then finite weights (one diverged weight makes every label 0); CheckpointError after `doing`."""
+    try:
+        from_dict(CheckpointMetadata, payload, "checkpoint")
+    except ConfigError as exc:
+        raise CheckpointError(f"{doing}: {_short(str(exc), 300)}") from None
+    for name, tensor in payload["model"].items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             nan = int(torch.isnan(tensor).sum())
             inf = int(torch.isinf(tensor).sum())
             raise CheckpointError(
@@ -146,7 +150,7 @@ def save_checkpoint(
     }
     path = Path(path)
     kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
-    _check_finite(payload["model"], f"not saving {path} ({kept})")
+    _check_payload(payload, f"not saving {path} ({kept})")  # never write what loading would refuse
     # Serialised in memory, then written by Python: a full disk is then an OSError with its errno
     # (atomic_path says so in one line) rather than torch's "[enforce fail at inline_container.cc]".
     buffer = io.BytesIO()
@@ -187,14 +191,7 @@ def load_checkpoint(
             f"{path}: architecture version {_short(repr(payload['arch_version']))}, this fast_scnn_core builds version "
             f"{ARCH_VERSION}; use the release that wrote it or retrain"
         )
-    try:
-        from_dict(CheckpointMetadata, payload, "checkpoint")
-    except ConfigError as exc:
-        reason = _short(str(exc), 300)
-        raise CheckpointError(
-            f"{path} is not a valid fast-scnn checkpoint: {reason} (not written by fast-scnn?)"
-        ) from None
-    _check_finite(payload["model"], f"{path} is refused")
+    _check_payload(payload, f"{path} is not a valid fast-scnn checkpoint")
     if resume:
         state = payload.get("training_state", {})
         missing = [k for k in RESUME_KEYS if k not in state]

@@ -230,6 +230,12 @@ def test_non_finite_weights_are_never_saved(tmp_path: Path) -> None:
     assert load_checkpoint(path)["iteration"] == 1
 
 
+def test_a_checkpoint_that_loading_would_refuse_is_never_written(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"not saving .*x.pt \(nothing was written\): .*std > 0"):
+        save_checkpoint(tmp_path / "x.pt", FastSCNN(3), TINY, std=(0.2, 0.0, 0.2))
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_resume_from_a_best_checkpoint_says_what_is_missing(
     synth_root: Path, tmp_path: Path, tiny_config: Callable
 ) -> None:
