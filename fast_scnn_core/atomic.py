@@ -1,11 +1,12 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a half-written one.
+"""Atomic file and directory writes: a reader sees the old file or the complete new one, never a half-written one.
 
-A write goes to a temporary file beside the target (`.<name>.<8 random chars>.tmp<suffix>`), is
-fsynced and renamed over the target. A failed write (disk full, read-only file system, no
+A file write goes to a temporary file beside the target (`.<name>.<8 random chars>.tmp<suffix>`),
+is fsynced and renamed over the target. A failed write (disk full, read-only file system, no
 permission) removes its temporary file and raises StorageError, which says what happened and that
 the previous file is intact; a killed process (SIGKILL, power loss) leaves the temporary file
 behind, and `remove_stale_temporaries` deletes such files when a program opens its output
-directory again.
+directory again. A directory (a bag) is built under `<name>.partial/` and renamed when complete
+(`staged_directory`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from fast_scnn_core.errors import StorageError
+from fast_scnn_core.errors import FastSCNNError, StorageError
 
 # What mkstemp makes for atomic_path: "." + name + "." + 8 of [a-z0-9_] + ".tmp" + the name's suffix.
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(\.[^.]*)?)$")
@@ -105,3 +107,71 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
+
+
+def sync_tree(root: Path) -> None:
+    """fsync every file under `root` and the directories holding them (before a rename publishes them)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                os.fsync(f.fileno())
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where `staged_directory` builds `path`: `<path>.partial/<name>`, a place that says it is incomplete.
+
+    The last component keeps the final name because some writers name their files after their
+    directory (a rosbag2 `drive/` holds `drive.mcap`), and the name must not change with the rename.
+    """
+    path = Path(path)
+    return path.with_name(f"{path.name}.partial") / path.name
+
+
+def check_replaceable(path: str | Path, overwrite: bool) -> None:
+    """FastSCNNError unless `path` and its `<path>.partial` are free or `overwrite` allows replacing them."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+    if partial_path(path).parent.exists() and not overwrite:
+        raise FastSCNNError(
+            f"{partial_path(path).parent} exists (the incomplete output of an interrupted run); "
+            "delete it or pass --overwrite"
+        )
+
+
+@contextlib.contextmanager
+def staged_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield `<path>.partial/<name>` (not yet created) to build a directory in; on success publish it as `path`.
+
+    A reader sees no `path`, the old `path` or the complete new one. On an exception the partial
+    directory stays where it is, under a name that says it is incomplete (the caller may have closed
+    it into a readable state, e.g. a bag with its index, to show how far it got).
+    `path` or a leftover `<path>.partial` is replaced only with `overwrite`.
+    """
+    path = Path(path)
+    staging = partial_path(path)
+    check_replaceable(path, overwrite)
+    if staging.parent.exists():
+        _remove(staging.parent)
+    staging.parent.mkdir(parents=True)
+    yield staging
+    sync_tree(staging.parent)
+    old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+    if path.exists() or path.is_symlink():
+        os.replace(path, old)
+    os.replace(staging, path)
+    staging.parent.rmdir()
+    if old.exists() or old.is_symlink():
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
