@@ -233,7 +233,7 @@ def image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SOI = b"\xff\xd8\xff"  # start of image, then the first marker's 0xff
+_JPEG_SOI = b"\xff\xd8"  # start-of-image marker
 
 
 @dataclass(frozen=True)
