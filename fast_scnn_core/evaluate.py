@@ -24,9 +24,8 @@ from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint
-from fast_scnn_core.data.cityscapes import cityscapes_dataset
+from fast_scnn_core.data import BUILDERS, DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset
-from fast_scnn_core.data.folder import folder_dataset, load_classes
 from fast_scnn_core.data.transforms import normalize
 from fast_scnn_core.errors import CheckpointError, ConfigError
 from fast_scnn_core.inference import resolve_device
@@ -160,7 +159,7 @@ def to_json(metrics: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (e.g. runs/x/best.pt)")
     parser.add_argument("--data", required=True, help="dataset root (Cityscapes layout or images/ + masks/)")
-    parser.add_argument("--format", choices=("cityscapes", "folder"), default="cityscapes", help="dataset layout")
+    parser.add_argument("--format", choices=tuple(BUILDERS), default="cityscapes", help="dataset layout")
     parser.add_argument("--split", default="val", help="split to score (default: val)")
     parser.add_argument("--classes", default="", help="folder format: class YAML (default: the checkpoint's classes)")
     parser.add_argument(
@@ -180,10 +179,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input-scale {args.input_scale}: expected a factor in (0, 4], e.g. 0.5 or 0.25")
     payload = load_checkpoint(args.checkpoint)
     classes = class_set_of(payload)
-    if args.format == "cityscapes":
-        dataset = cityscapes_dataset(args.data, [args.split])
-    else:
-        dataset = folder_dataset(args.data, args.split, load_classes(args.classes) if args.classes else classes)
+    data = DataConfig(format=args.format, root=args.data, classes=args.classes)
+    dataset = build_dataset(data, [args.split], classes=None if args.classes else classes)
     if dataset.classes != classes:
         raise CheckpointError(
             f"{args.checkpoint} was trained on {classes.num_classes} classes {list(classes.names)}, but the "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.cityscapes import cityscapes_dataset, cityscapes_lookup
 from fast_scnn_core.data.dataset import INVALID
 from fast_scnn_core.data.folder import folder_dataset, load_classes
@@ -129,8 +130,26 @@ def test_folder_dataset_with_class_yaml(tmp_path: Path) -> None:
     mask[16:, :8] = 4
     cv2.imwrite(str(tmp_path / "images/train/a.jpg"), np.zeros((32, 48, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "masks/train/a.png"), mask)
-    image, labels = folder_dataset(tmp_path, "train", classes)[0]
+    image, labels = folder_dataset(tmp_path, ["train"], classes)[0]
     assert image.shape == (3, 32, 48) and torch.equal(labels, torch.from_numpy(mask.astype(np.int64)))
+
+
+def test_build_dataset_takes_several_splits_in_both_layouts(synth_root: Path, tmp_path: Path) -> None:
+    cityscapes = build_dataset(DataConfig(root=str(synth_root)), ["train", "val"])
+    assert len(cityscapes) == 40 and cityscapes.classes == CITYSCAPES
+    for split, count in (("train", 2), ("extra", 1)):
+        for i in range(count):
+            for kind, shape in (("images", (8, 8, 3)), ("masks", (8, 8))):
+                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(tmp_path / kind / split / f"{i}.png"), np.zeros(shape, np.uint8))
+    data = DataConfig(format="folder", root=str(tmp_path), classes=str(REPO / "config/classes_example.yaml"))
+    folder = build_dataset(data, ["train", "extra"])
+    assert [p.image.relative_to(tmp_path).as_posix() for p in folder.pairs] == [
+        "images/train/0.png",
+        "images/train/1.png",
+        "images/extra/0.png",
+    ]
+    assert folder.classes == load_classes(data.classes)
 
 
 # Bad input: one message naming the file and what was expected.
@@ -171,7 +190,7 @@ def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: P
     cv2.imwrite(str(tmp_path / "f/images/val/x.png"), np.ones((8, 8, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "f/masks/val/x.png"), np.full((8, 8), 5, np.uint8))
     with pytest.raises(DataError, match=r"x.png: label ids \[5\] are not in the class set \(expected 0..4 or 255"):
-        folder_dataset(tmp_path / "f", "val", classes)[0]
+        folder_dataset(tmp_path / "f", ["val"], classes)[0]
 
 
 def test_empty_split_is_named(tmp_path: Path) -> None:

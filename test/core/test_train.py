@@ -63,12 +63,12 @@ def test_depthwise_bn_and_bias_get_no_weight_decay() -> None:
 def test_aux_losses_are_weighted_0_4() -> None:
     target = torch.randint(0, 5, (2, 8, 8))
     target[0, 0] = 255
-    main_out, aux1, aux2 = (torch.randn(2, 5, 8, 8) for _ in range(3))
-    ce = [F.cross_entropy(o, target, ignore_index=255) for o in (main_out, aux1, aux2)]
-    loss = segmentation_loss((main_out, aux1, aux2), target, 0.4)
+    outputs = {name: torch.randn(2, 5, 8, 8) for name in ("out", "aux_downsample", "aux_global")}
+    ce = [F.cross_entropy(o, target, ignore_index=255) for o in outputs.values()]
+    loss = segmentation_loss(outputs, target, 0.4)
     assert loss.item() == pytest.approx((ce[0] + 0.4 * ce[1] + 0.4 * ce[2]).item(), rel=1e-6)
     assert TrainConfig().aux_weight == 0.4
-    assert segmentation_loss(main_out, target).item() == pytest.approx(ce[0].item())
+    assert segmentation_loss({"out": outputs["out"]}, target).item() == pytest.approx(ce[0].item())
 
 
 def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
