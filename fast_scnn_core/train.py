@@ -185,6 +185,37 @@ def setup_distributed(device_name: str) -> Distributed:
     return Distributed(device, dist.get_rank(), world_size)
 
 
+def per_process_batch(config: TrainConfig, env: Distributed) -> int:
+    """Each process's share of batch_size, refused at start when BatchNorm could not train on it.
+
+    In training, BatchNorm normalises each channel over the batch; after the pyramid pooling's 1x1
+    bin that is one value per image, so one image per process leaves nothing to normalise over
+    (torch raises at the first iteration). SyncBatchNorm pools the statistics of all processes,
+    which makes one image per process valid when there are several; torch implements it on CUDA only.
+    """
+    world = env.world_size
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {world} processes")
+    batch = config.batch_size // world
+    if config.sync_bn and env.device.type != "cuda":
+        raise ConfigError(
+            f"sync_bn=true needs CUDA devices (torch's SyncBatchNorm has no CPU implementation); on {env.device} "
+            f"use sync_bn=false with at least 2 images per process (batch_size>={2 * world})"
+        )
+    if batch > 1 or (config.sync_bn and world > 1):
+        return batch
+    if world == 1:
+        raise ConfigError(
+            "batch_size=1: BatchNorm cannot train on one image (after the pyramid pooling's 1x1 bin it sees one "
+            "value per channel); use batch_size>=2 (the paper's is 12)"
+        )
+    raise ConfigError(
+        f"batch_size={config.batch_size} over {world} processes is 1 image per process, and BatchNorm cannot train "
+        f"on one image (one value per channel after the pyramid pooling's 1x1 bin); add sync_bn=true "
+        f"(SyncBatchNorm pools the statistics of all {world} processes) or use batch_size>={2 * world}"
+    )
+
+
 class StopSignal:
     """SIGTERM/SIGINT set a flag; the loop reads it with the loss, saves `last.pt` and exits."""
 
@@ -248,8 +279,6 @@ class RunState:
         torch.manual_seed(config.seed)
         model = FastSCNN(classes.num_classes, aux=True, dropout=config.dropout)
         if config.sync_bn:
-            if env.device.type != "cuda":
-                raise ConfigError("sync_bn=true needs CUDA devices (SyncBatchNorm has no CPU implementation)")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(env.device)
         optimizer = torch.optim.SGD(
@@ -380,21 +409,21 @@ def train(config: TrainConfig) -> int:
     env = setup_distributed(config.device)
     try:
         # Every process checks before any writes (the barrier), so none sees another's files.
+        batch = per_process_batch(config, env)
         check_run_dir(run_dir, config.resume)
         train_set, val_set = build_datasets(config)  # checks the data before anything is written
         if env.world_size > 1:
             dist.barrier()
-        return fit(config, train_set, val_set, env)
+        return fit(config, train_set, val_set, env, batch)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def fit(config: TrainConfig, train_set: SegmentationDataset, val_set: SegmentationDataset, env: Distributed) -> int:
+def fit(
+    config: TrainConfig, train_set: SegmentationDataset, val_set: SegmentationDataset, env: Distributed, batch: int
+) -> int:
     """Build the run state (fresh, or from last.pt) and this invocation's loop, then run the epochs."""
-    if config.batch_size % env.world_size:
-        raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {env.world_size} processes")
-    batch = config.batch_size // env.world_size
     sampler = DistributedSampler(train_set, env.world_size, env.rank, shuffle=True, seed=config.seed, drop_last=True)
     iters_per_epoch = len(sampler) // batch
     if iters_per_epoch == 0:

@@ -20,7 +20,16 @@ from fast_scnn_core.checkpoint import load_checkpoint
 from fast_scnn_core.cli import main
 from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.train import TrainConfig, is_depthwise, parameter_groups, poly_lr, segmentation_loss, train
+from fast_scnn_core.train import (
+    Distributed,
+    TrainConfig,
+    is_depthwise,
+    parameter_groups,
+    per_process_batch,
+    poly_lr,
+    segmentation_loss,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,17 +200,70 @@ def test_sigterm_saves_last_and_exits(synth_root: Path, tmp_path: Path) -> None:
     assert checkpoint["iteration"] >= 2 and checkpoint["training_state"]["optimizer"]["state"]
 
 
+def _torchrun_train(synth_root: Path, run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`fast-scnn train` in 2 CPU processes on gloo through torchrun, as a cluster job starts it."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", *overrides]
+    command += ["data.workers=0", "plots=false", "device=cpu"]
+    return subprocess.run(command, cwd=run_dir.parent, env=_env(), capture_output=True, text=True, timeout=240)
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_with_gloo_through_torchrun(synth_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
-    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "batch_size=8"]
-    command += ["epochs=1", "data.workers=0", "plots=false", "device=cpu"]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    result = _torchrun_train(synth_root, run_dir, "batch_size=8", "epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "batch 8 on 2 x cpu" in result.stderr
     checkpoint = load_checkpoint(run_dir / "last.pt")
     assert checkpoint["iteration"] == 4  # 32 images / global batch 8, each process 4 per step
     assert sorted(p.name for p in run_dir.glob("*.pt")) == ["best.pt", "last.pt"]
     assert math.isfinite(checkpoint["metrics"]["miou"])
+
+
+# Per-process batch: BatchNorm after the pyramid pooling's 1x1 bin sees one value per image and process.
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "world", "device", "sync_bn", "expected"),
+    [
+        (12, 1, "cpu", False, 12),
+        (2, 1, "cpu", False, 2),
+        (8, 4, "cpu", False, 2),
+        (4, 4, "cuda", True, 1),  # SyncBatchNorm: statistics over the 4 processes' images
+        (1, 1, "cpu", False, "batch_size=1: BatchNorm cannot train on one image"),
+        (1, 1, "cuda", True, "batch_size=1: BatchNorm cannot train on one image"),  # nothing to sync with
+        (4, 4, "cuda", False, "batch_size=4 over 4 processes is 1 image per process.*add sync_bn=true"),
+        (2, 2, "cpu", True, r"sync_bn=true needs CUDA.*batch_size>=4"),
+        (6, 4, "cpu", False, "batch_size=6 is not divisible by the 4 processes"),
+    ],
+)
+def test_per_process_batch_rule(batch_size: int, world: int, device: str, sync_bn: bool, expected) -> None:
+    config = TrainConfig(batch_size=batch_size, sync_bn=sync_bn)
+    env = Distributed(torch.device(device), 0, world)
+    if isinstance(expected, int):
+        assert per_process_batch(config, env) == expected
+    else:
+        with pytest.raises(ConfigError, match=expected):
+            per_process_batch(config, env)
+
+
+def test_batch_of_one_is_refused_before_anything_is_written(
+    synth_root: Path, tmp_path: Path, tiny_config: Callable
+) -> None:
+    run_dir = tmp_path / "one"
+    with pytest.raises(ConfigError, match=r"batch_size=1: .*use batch_size>=2"):
+        train(tiny_config(synth_root, run_dir, "batch_size=1"))
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_one_image_per_process_under_torchrun_is_refused_before_anything_is_written(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "ddp1"
+    result = _torchrun_train(synth_root, run_dir, "batch_size=2", "epochs=1")
+    assert result.returncode != 0
+    assert "batch_size=2 over 2 processes is 1 image per process" in result.stderr, result.stderr[-3000:]
+    assert "Expected more than 1 value per channel" not in result.stderr
+    assert not run_dir.exists()
