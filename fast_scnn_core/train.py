@@ -125,8 +125,16 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 
 def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4) -> torch.Tensor:
-    """Cross-entropy (ignore 255) of the model's `out` logits + aux_weight x that of each auxiliary head."""
-    losses = {name: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX) for name, logits in outputs.items()}
+    """Cross-entropy (ignore 255) of the model's `out` logits + aux_weight x that of each auxiliary head.
+
+    Averaged over the labelled pixels, as F.cross_entropy's mean; a batch without any (all 255, common
+    with coarse labels and small per-process batches) gives 0 and no gradient instead of 0/0 = NaN.
+    """
+    labelled = (target != IGNORE_INDEX).sum().clamp(min=1)
+    losses = {
+        name: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="sum") / labelled
+        for name, logits in outputs.items()
+    }
     return losses.pop("out") + aux_weight * sum(losses.values())
 
 
@@ -362,24 +370,25 @@ class LossMeter:
     """The training loss summed on the device since the last log; `read()` is the loop's only GPU sync."""
 
     def __init__(self, device: torch.device, iteration: int) -> None:
-        self.sum = torch.zeros((), device=device)
+        self.sums = torch.zeros(2, device=device)  # loss, batches without labelled pixels
         self.batches = 0
         self.finite_until = iteration  # the last iteration whose loss was read and finite
 
-    def add(self, loss: torch.Tensor) -> None:
-        self.sum += loss.detach().float()
+    def add(self, loss: torch.Tensor, target: torch.Tensor) -> None:
+        self.sums += torch.stack([loss.detach().float(), (target == IGNORE_INDEX).all().float()])
         self.batches += 1
 
-    def read(self, stop_signum: int, env: Distributed) -> tuple[float, bool]:
-        """(mean loss of all processes since the last reset, whether any process was asked to stop)."""
-        status = torch.stack([self.sum, torch.tensor(float(stop_signum), device=self.sum.device)])
+    def read(self, stop_signum: int, env: Distributed) -> tuple[float, int, int, bool]:
+        """Over all processes since the last reset: (loss sum, batches, batches without labels, stop asked)."""
+        stop = torch.tensor([float(stop_signum)], device=self.sums.device)
+        status = torch.cat([self.sums, stop])
         if env.world_size > 1:
             dist.all_reduce(status)
-        total, stopping = status.tolist()
-        return total / (env.world_size * max(self.batches, 1)), stopping > 0
+        total, empty, stopping = status.tolist()
+        return total, self.batches * env.world_size, int(empty), stopping > 0
 
     def reset(self) -> None:
-        self.sum.zero_()
+        self.sums.zero_()
         self.batches = 0
 
 
@@ -518,7 +527,7 @@ def train_one_epoch(state: RunState, loop: Loop, epoch: int) -> int | None:
             state.scaler.step(state.optimizer)
             state.scaler.update()
             state.iteration += 1
-            loop.meter.add(loss)
+            loop.meter.add(loss, target)
             loop.progress.update()
             status = sync_point(state, loop, epoch)
             if status is not None:
@@ -547,14 +556,14 @@ def sync_point(state: RunState, loop: Loop, epoch: int) -> int | None:
     stop_after = i >= loop.stop_at and not epoch_end  # at an epoch's end it is taken after the validation
     if not (log or epoch_end or save or stop_after):
         return None
-    loss, stopping = loop.meter.read(loop.stop.signum, loop.env)
-    if not math.isfinite(loss):
+    total, batches, empty, stopping = loop.meter.read(loop.stop.signum, loop.env)
+    if not math.isfinite(total):
         first = loop.meter.finite_until + 1
         where = f"at iteration {i}" if first == i else f"between iterations {first} and {i}"
-        raise state.diverged(f"the loss became {loss} {where} (epoch {epoch})")
+        raise state.diverged(f"the loss became {total} {where} (epoch {epoch})")
     loop.meter.finite_until = i
     if log:
-        log_loss(state, loop, loss)
+        log_loss(state, loop, total / (batches - empty) if batches > empty else None, empty)
     if stopping:
         return stop_run(state, loop, int(loop.stop.signum or signal.SIGTERM))
     if stop_after:
@@ -564,14 +573,23 @@ def sync_point(state: RunState, loop: Loop, epoch: int) -> int | None:
     return None
 
 
-def log_loss(state: RunState, loop: Loop, loss: float) -> None:
-    """The mean loss since the last log: history (metrics.json, plots), TensorBoard, progress bar."""
+def log_loss(state: RunState, loop: Loop, loss: float | None, empty: int) -> None:
+    """Since the last log: the mean loss of the labelled batches (history, TensorBoard, progress bar) and
+    the count of batches without labelled pixels, which contributed nothing."""
     lr = state.optimizer.param_groups[0]["lr"]
-    state.history["train"].append([state.iteration, loss])
-    loop.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+    if loss is not None:
+        state.history["train"].append([state.iteration, loss])
+        loop.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+    if empty and loop.env.main:
+        tqdm.write(
+            f"iteration {state.iteration}: {empty} batch(es) since the last log had no labelled pixel "
+            f"(all {IGNORE_INDEX}) and contributed nothing",
+            file=sys.stderr,
+        )
     if loop.writer is not None:
-        loop.writer.add_scalar("train/loss", loss, state.iteration)
-        loop.writer.add_scalar("train/lr", lr, state.iteration)
+        for name, value in (("loss", loss), ("lr", lr), ("batches_without_labels", empty)):
+            if value is not None:
+                loop.writer.add_scalar(f"train/{name}", value, state.iteration)
     loop.meter.reset()
 
 

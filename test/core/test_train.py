@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -78,6 +80,32 @@ def test_aux_losses_are_weighted_0_4() -> None:
     assert loss.item() == pytest.approx((ce[0] + 0.4 * ce[1] + 0.4 * ce[2]).item(), rel=1e-6)
     assert TrainConfig().aux_weight == 0.4
     assert segmentation_loss({"out": outputs["out"]}, target).item() == pytest.approx(ce[0].item())
+
+
+def test_a_batch_without_labelled_pixels_contributes_nothing() -> None:
+    outputs = {name: torch.randn(2, 5, 8, 8, requires_grad=True) for name in ("out", "aux_downsample", "aux_global")}
+    loss = segmentation_loss(outputs, torch.full((2, 8, 8), 255))
+    loss.backward()
+    assert loss.item() == 0.0 and all(torch.equal(o.grad, torch.zeros_like(o)) for o in outputs.values())
+    half = torch.randint(0, 5, (2, 8, 8))
+    half[1] = 255  # one image without labels: the mean is over the other's pixels
+    expected = F.cross_entropy(outputs["out"][:1], half[:1])
+    assert segmentation_loss({"out": outputs["out"]}, half).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_training_on_unlabelled_batches_runs_and_counts_them(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    for label in (tmp_path / "data/gtFine/train").rglob("*_labelIds.png"):
+        cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))  # labelId 0, unlabeled: all ignored
+    config = tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2", "epochs=1", "log_every=2")
+    assert train(config) == 0
+    assert "2 batch(es) since the last log had no labelled pixel" in capsys.readouterr().err
+    weights = load_checkpoint(tmp_path / "run/last.pt")["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
 def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
@@ -148,6 +176,34 @@ def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path
     if (run_dir / "last.pt").exists():
         weights = load_checkpoint(run_dir / "last.pt")["model"]
         assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_nan_loss_read_every_log_every_still_stops_before_any_save(
+    synth_root: Path, tmp_path: Path, tiny_config: Callable
+) -> None:
+    """The loss is read only every log_every iterations, but always before a save (here every 2 iterations)."""
+    run_dir = tmp_path / "nan"
+    config = tiny_config(
+        synth_root, run_dir, "lr=1.0e+12", "epochs=50", "val_every=0", "log_every=1000", "save_every=2"
+    )
+    with pytest.raises(FastSCNNError, match=r"the loss became nan (at iteration|between iterations) \d+"):
+        train(config)
+    if (run_dir / "last.pt").exists():
+        weights = load_checkpoint(run_dir / "last.pt")["model"]
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.train import RunState
+
+    config = TrainConfig(run_dir=str(tmp_path / "run"))
+    state = RunState.create(config, CITYSCAPES, Distributed(torch.device("cpu")))
+    with torch.no_grad():
+        state.model.classifier.conv.weight[0, 0] = math.inf
+    with pytest.raises(FastSCNNError, match=r"weights became non-finite \(classifier.conv.weight\)"):
+        state.save()
+    assert not (tmp_path / "run").exists()
 
 
 def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_config: Callable) -> None:
