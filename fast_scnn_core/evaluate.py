@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,15 @@ def evaluate_model(
     return confusion
 
 
+def no_labelled_pixels(split: str) -> str:
+    """What a score over a split whose labels are all 255 means (Cityscapes withholds its test labels)."""
+    return (
+        f"the {split} split has no labelled pixels (every label is {IGNORE_INDEX}, as in Cityscapes' test split, "
+        "whose labels are withheld): no mIoU; score a split with labels (val), or submit test predictions "
+        "to the benchmark server"
+    )
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """Per-class IoU, then the summary, as a plain-text table."""
 
@@ -208,5 +218,7 @@ def run(args: argparse.Namespace) -> int:
     skip = ", skip connection zeroed" if args.zero_skip else ""
     print(f"{args.checkpoint} on {args.data} {args.split} ({len(dataset)} images{scale}{skip})")
     print(format_table(metrics))
+    if not metrics["pixels"]:
+        print(f"fast-scnn eval: {no_labelled_pixels(args.split)}", file=sys.stderr)
     print(f"wrote {out}")
     return 0

@@ -49,7 +49,7 @@ from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset
 from fast_scnn_core.data.transforms import normalize, train_transform
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError, FastSCNNError
-from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, to_json
+from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
 from fast_scnn_core.inference import resolve_device
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.model import FastSCNN
@@ -483,11 +483,10 @@ def run_epochs(state: RunState, loop: Loop) -> int:
         if state.iteration >= loop.stop_at and epoch + 1 < config.epochs:
             return stop_run(state, loop, 0, saved=True)
     if loop.env.main:
-        print(
-            f"done: {state.iteration} iterations; best val mIoU {100 * state.best_miou:.2f} in "
-            f"{state.run_dir / 'best.pt'}",
-            file=sys.stderr,
-        )
+        best = f"best val mIoU {100 * state.best_miou:.2f} in {state.run_dir / 'best.pt'}"
+        if state.best_miou < 0:
+            best = "no validation had labelled pixels, so there is no best.pt; the weights are in last.pt"
+        print(f"done: {state.iteration} iterations; {best}", file=sys.stderr)
     return 0
 
 
@@ -667,7 +666,10 @@ def _report(state: RunState, metrics: dict[str, Any], confusion: torch.Tensor, w
             metrics["class_iou"], run_dir / "plots" / "class_iou.png", f"per-class IoU, iteration {iteration}"
         )
         plots.plot_confusion(confusion.cpu().numpy(), names, run_dir / "plots" / "confusion.png")
-    tqdm.write(f"iteration {iteration}: val mIoU {100 * metrics['miou']:.2f}%", file=sys.stderr)
+    if metrics["pixels"]:
+        tqdm.write(f"iteration {iteration}: val mIoU {100 * metrics['miou']:.2f}%", file=sys.stderr)
+    else:
+        tqdm.write(f"iteration {iteration}: {no_labelled_pixels(state.config.data.val_split)}", file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +100,17 @@ def test_checkpoint_from_another_class_set_is_refused(
     assert main(["eval", "--checkpoint", str(path), "--data", str(synth_root), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "abc.pt was trained on 3 classes ['a', 'b', 'c'], but the dataset" in err and "19 classes" in err
+
+
+def test_eval_on_a_split_without_labels_says_so(
+    trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    (label,) = [p for p in write_synthetic_dataset(tmp_path, {"test": 1}, 64, 128)]
+    label = tmp_path / "gtFine/test" / label.parent.name / label.name.replace("leftImg8bit", "gtFine_labelIds")
+    cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))  # Cityscapes' test labels: all unlabeled
+    argv = ["eval", "--checkpoint", str(trained_run["run_dir"] / "best.pt"), "--data", str(tmp_path)]
+    assert main([*argv, "--split", "test", "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "m.json")]) == 0
+    assert "the test split has no labelled pixels" in capsys.readouterr().err
+    assert json.loads((tmp_path / "m.json").read_text())["miou"] is None

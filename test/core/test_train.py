@@ -93,19 +93,36 @@ def test_a_batch_without_labelled_pixels_contributes_nothing() -> None:
     assert segmentation_loss({"out": outputs["out"]}, half).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def _small_dataset(root: Path, unlabelled_split: str) -> Path:
+    """4 train + 1 val synthetic frames of 64x128; every label of `unlabelled_split` is labelId 0 (ignored)."""
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(root, {"train": 4, "val": 1}, 64, 128)
+    for label in (root / "gtFine" / unlabelled_split).rglob("*_labelIds.png"):
+        cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))
+    return root
+
+
 def test_training_on_unlabelled_batches_runs_and_counts_them(
     tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
 ) -> None:
-    from fast_scnn_core.data.synthetic import write_synthetic_dataset
-
-    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
-    for label in (tmp_path / "data/gtFine/train").rglob("*_labelIds.png"):
-        cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))  # labelId 0, unlabeled: all ignored
-    config = tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2", "epochs=1", "log_every=2")
+    data = _small_dataset(tmp_path / "data", "train")
+    config = tiny_config(data, tmp_path / "run", "batch_size=2", "epochs=1", "log_every=2")
     assert train(config) == 0
     assert "2 batch(es) since the last log had no labelled pixel" in capsys.readouterr().err
     weights = load_checkpoint(tmp_path / "run/last.pt")["model"]
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_validation_without_labelled_pixels_says_so_and_claims_no_best(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    data = _small_dataset(tmp_path / "data", "val")
+    assert train(tiny_config(data, tmp_path / "run", "batch_size=2", "epochs=1")) == 0
+    err = capsys.readouterr().err
+    assert "the val split has no labelled pixels (every label is 255, as in Cityscapes' test split" in err
+    assert "no validation had labelled pixels, so there is no best.pt" in err and "-100.00" not in err
+    assert not (tmp_path / "run/best.pt").exists() and (tmp_path / "run/last.pt").exists()
 
 
 def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
