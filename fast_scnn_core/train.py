@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -152,20 +153,44 @@ def build_datasets(config: TrainConfig) -> tuple[SegmentationDataset, Segmentati
 # Run directory, distributed setup, signals: settled before anything is written.
 
 
+# What a run writes before its first checkpoint: a run_dir holding only these has nothing to protect.
+BEFORE_FIRST_CHECKPOINT = ("config.yaml", "tensorboard", "plots", "metrics.json")
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Never overwrite a run: a non-empty run_dir needs resume=true, resume needs last.pt."""
+    """Never overwrite a run: a run_dir with last.pt needs resume=true, resume needs last.pt, other files stay.
+
+    A run_dir holding only what a run writes before its first checkpoint (a run stopped by a data
+    error at its first iteration, say) is started again.
+    """
     has_checkpoint = (run_dir / "last.pt").is_file()
     if resume and not has_checkpoint:
         raise ConfigError(f"resume=true but {run_dir / 'last.pt'} does not exist; check run_dir=")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
-        if has_checkpoint:
-            raise ConfigError(
-                f"run_dir {run_dir} already holds a run; continue it with resume=true or choose another run_dir=..."
-            )
+    if resume or not run_dir.exists():
+        return
+    if has_checkpoint:
         raise ConfigError(
-            f"run_dir {run_dir} is not empty but holds no last.pt (a run stopped before its first checkpoint, "
-            "or other files); remove it or choose another run_dir=..."
+            f"run_dir {run_dir} already holds a run; continue it with resume=true or choose another run_dir=..."
         )
+    # Temporary files of interrupted atomic writes (.<name>.<random>.tmp...) are no one's work.
+    others = sorted(p.name for p in run_dir.iterdir() if p.name not in BEFORE_FIRST_CHECKPOINT and ".tmp" not in p.name)
+    if others:
+        raise ConfigError(
+            f"run_dir {run_dir} holds files that no run wrote ({', '.join(others[:3])}); "
+            "choose another run_dir=... (a run never writes into them)"
+        )
+
+
+def clear_run_without_checkpoint(run_dir: Path) -> None:
+    """Remove what a run that stopped before its first checkpoint left, so its logs do not mix with the new run's."""
+    left = [run_dir / name for name in BEFORE_FIRST_CHECKPOINT if (run_dir / name).exists()]
+    if left:
+        print(f"run_dir {run_dir} holds a run stopped before its first checkpoint: starting it again", file=sys.stderr)
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @dataclass
@@ -444,6 +469,7 @@ def fit(
     if config.resume:
         _warn_config_changes(state.load(), config, env)
     elif env.main:
+        clear_run_without_checkpoint(state.run_dir)
         atomic_write_text(state.run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     net = state.model
     if env.world_size > 1:

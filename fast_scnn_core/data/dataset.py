@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import ExifTags, Image
 from torch.utils.data import Dataset
 
 from fast_scnn_core.errors import DataError
@@ -24,6 +25,52 @@ class Pair:
 
     image: Path
     label: Path
+
+
+def header_size(path: Path, what: str = "image", exif_rotation: bool = True) -> tuple[int, int, str]:
+    """(width, height, PIL mode) from the file's header alone; the pixels are not decoded.
+
+    With `exif_rotation` the size is the one cv2.imread(IMREAD_COLOR) decodes to: it applies the
+    EXIF orientation, so a 90-degree rotation swaps width and height (IMREAD_UNCHANGED does not).
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            exif = image.info.get("exif")  # getexif() would decode a PNG without an eXIf chunk
+            mode = image.mode
+    except (OSError, ValueError):
+        raise DataError(f"{path}: cannot read the {what} (missing, corrupt or not an image file)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if exif_rotation and exif:
+        tags = Image.Exif()
+        tags.load(exif)
+        if tags.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height, mode
+
+
+def check_pair(pair: Pair, image_size: tuple[int, int], label_size: tuple[int, int]) -> None:
+    """DataError unless the image and its label have the same (width, height)."""
+    if image_size != label_size:
+        raise DataError(
+            f"{pair.label}: label is {label_size[0]}x{label_size[1]} but its image {pair.image} is "
+            f"{image_size[0]}x{image_size[1]}; expected the same size"
+        )
+
+
+def check_headers(pairs: Sequence[Pair]) -> None:
+    """Every pair readable, label single-channel 8-bit, sizes equal: from the PNG/JPEG headers, before training."""
+    for pair in pairs:
+        image_w, image_h, _ = header_size(pair.image)
+        label_w, label_h, mode = header_size(pair.label, "label image", exif_rotation=False)
+        if mode not in ("L", "1"):
+            kind = "a palette image (mode P)" if mode == "P" else f"mode {mode}"
+            raise DataError(
+                f"{pair.label}: expected a single-channel 8-bit label image of ids, got {kind}; "
+                "save the ids as 8-bit greyscale PNG"
+            )
+        check_pair(pair, (image_w, image_h), (label_w, label_h))
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -78,6 +125,7 @@ class SegmentationDataset(Dataset):
     ) -> None:
         if not pairs:
             raise DataError(f"{name}: no images found")
+        check_headers(pairs)  # fail here, before a training run writes anything, not at an iteration
         self.pairs = list(pairs)
         self.classes = classes
         self.lookup = lookup
@@ -95,11 +143,7 @@ class SegmentationDataset(Dataset):
         """Untransformed (RGB uint8 (H, W, 3), class ids uint8 (H, W)) of one pair, validated."""
         pair = self.pairs[index]
         image, raw = read_image(pair.image), read_label(pair.label)
-        if image.shape[:2] != raw.shape:
-            raise DataError(
-                f"{pair.label}: label is {raw.shape[1]}x{raw.shape[0]} but its image {pair.image} is "
-                f"{image.shape[1]}x{image.shape[0]}; expected the same size"
-            )
+        check_pair(pair, (image.shape[1], image.shape[0]), (raw.shape[1], raw.shape[0]))
         mapped = self.lookup[raw]
         if (mapped == INVALID).any():
             bad = sorted({int(v) for v in np.unique(raw[mapped == INVALID])})

@@ -170,11 +170,34 @@ def test_missing_label_is_named(synth_root: Path, tmp_path: Path) -> None:
         cityscapes_dataset(root, ["val"])
 
 
-def test_size_mismatch_is_named(synth_root: Path, tmp_path: Path) -> None:
+def test_size_mismatch_is_named_when_the_dataset_is_built(synth_root: Path, tmp_path: Path) -> None:
     root, image, label = _cityscapes_copy(synth_root, tmp_path)
     cv2.imwrite(str(label), np.zeros((32, 64), np.uint8))
     with pytest.raises(DataError, match=rf"{label.name}: label is 64x32 but its image .*{image.name} is 128x64"):
-        cityscapes_dataset(root, ["val"])[0]
+        cityscapes_dataset(root, ["val"])
+
+
+def test_palette_label_is_refused_when_the_dataset_is_built(synth_root: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    root, _, label = _cityscapes_copy(synth_root, tmp_path)
+    Image.open(label).convert("P").save(label)
+    with pytest.raises(DataError, match=rf"{label.name}: expected a single-channel 8-bit .*a palette image \(mode P\)"):
+        cityscapes_dataset(root, ["val"])
+
+
+def test_header_sizes_follow_exif_rotation_as_decoding_does(tmp_path: Path) -> None:
+    """A portrait phone JPEG stored landscape with EXIF orientation 6: cv2 decodes it rotated."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    (tmp_path / "images/train").mkdir(parents=True)
+    (tmp_path / "masks/train").mkdir(parents=True)
+    Image.fromarray(np.full((20, 40, 3), 9, np.uint8)).save(tmp_path / "images/train/a.jpg", exif=exif)
+    cv2.imwrite(str(tmp_path / "masks/train/a.png"), np.zeros((40, 20), np.uint8))  # drawn on the upright photo
+    image, labels = folder_dataset(tmp_path, ["train"], load_classes(REPO / "config/classes_example.yaml"))[0]
+    assert image.shape == (3, 40, 20) and labels.shape == (40, 20)
 
 
 def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: Path) -> None:
@@ -204,8 +227,12 @@ def test_empty_split_is_named(tmp_path: Path) -> None:
 def test_corrupt_png_is_named(synth_root: Path, tmp_path: Path) -> None:
     root, image, _ = _cityscapes_copy(synth_root, tmp_path)
     image.write_bytes(image.read_bytes()[:100])
+    dataset = cityscapes_dataset(root, ["val"])  # the header is intact: only decoding finds the damage
     with pytest.raises(DataError, match=rf"{image.name}: cannot read the image \(missing, corrupt"):
-        cityscapes_dataset(root, ["val"])[0]
+        dataset[0]
+    image.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"{image.name}: cannot read the image \(missing, corrupt"):
+        cityscapes_dataset(root, ["val"])
 
 
 def test_bad_class_yaml_is_named(tmp_path: Path) -> None:

@@ -185,6 +185,46 @@ def test_refuses_to_overwrite_a_run(synth_root: Path, tmp_path: Path, tiny_confi
         train(tiny_config(synth_root, tmp_path / "none", "resume=true"))
 
 
+def test_data_errors_are_found_before_anything_is_written(tmp_path: Path, tiny_config: Callable) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+    from fast_scnn_core.errors import DataError
+
+    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    label = sorted((tmp_path / "data/gtFine/val").rglob("*.png"))[0]
+    cv2.imwrite(str(label), np.zeros((32, 128), np.uint8))
+    with pytest.raises(DataError, match=r"label is 128x32 but its image .* is 128x64"):
+        train(tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_started_again(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    """Unknown label ids show only when a label is decoded: the run has written config.yaml and tensorboard/."""
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+    from fast_scnn_core.errors import DataError
+
+    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    labels = sorted((tmp_path / "data/gtFine/train").rglob("*.png"))
+    good = [label.read_bytes() for label in labels]
+    for label in labels:
+        cv2.imwrite(str(label), np.full((64, 128), 40, np.uint8))
+    config = tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2", "epochs=1")
+    with pytest.raises(DataError, match=r"label ids \[40\]"):
+        train(config)
+    assert (tmp_path / "run/config.yaml").exists() and not (tmp_path / "run/last.pt").exists()
+    for label, data in zip(labels, good, strict=True):
+        label.write_bytes(data)
+    assert train(config) == 0
+    assert "holds a run stopped before its first checkpoint: starting it again" in capsys.readouterr().err
+    assert len(list((tmp_path / "run/tensorboard").iterdir())) == 1  # the first attempt's log is gone
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files that no run wrote \(notes.txt\)"):
+        train(tiny_config(tmp_path / "data", tmp_path / "other", "batch_size=2"))
+    assert (tmp_path / "other/notes.txt").read_text() == "mine"
+
+
 def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     run_dir = tmp_path / "nan"
     config = tiny_config(synth_root, run_dir, "lr=1.0e+12", "epochs=50", "val_every=0")
@@ -228,7 +268,7 @@ def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_conf
     from fast_scnn_core.errors import DataError
 
     images = write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
-    images[2].write_bytes(b"not a png")
+    images[2].write_bytes(images[2].read_bytes()[:100])  # header intact: found when a worker decodes it
     config = tiny_config(tmp_path / "data", tmp_path / "run", "data.workers=1", "epochs=1")
     with pytest.raises(DataError) as exc:
         train(config)
