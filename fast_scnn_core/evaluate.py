@@ -26,9 +26,9 @@ from tqdm import tqdm
 from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint
 from fast_scnn_core.data import BUILDERS, DataConfig, build_dataset
-from fast_scnn_core.data.dataset import SegmentationDataset
+from fast_scnn_core.data.dataset import SegmentationDataset, worker_error
 from fast_scnn_core.data.transforms import normalize
-from fast_scnn_core.errors import CheckpointError, ConfigError
+from fast_scnn_core.errors import CheckpointError, ConfigError, DataError
 from fast_scnn_core.inference import resolve_device
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 
@@ -105,18 +105,22 @@ def evaluate_model(
     model.eval()
     num_classes = dataset.classes.num_classes
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    for image, target in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        x = normalize(image, mean, std)
-        size = x.shape[-2:]
-        if input_scale != 1.0:
-            small = (max(1, round(size[0] * input_scale)), max(1, round(size[1] * input_scale)))
-            x = F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True)
-        logits = model(x)
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        confusion += confusion_matrix(logits.argmax(1), target, num_classes)
-    model.train(was_training)
+    try:
+        for image, target in tqdm(loader, desc="eval", disable=not progress, leave=False):
+            image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            x = normalize(image, mean, std)
+            size = x.shape[-2:]
+            if input_scale != 1.0:
+                small = (max(1, round(size[0] * input_scale)), max(1, round(size[1] * input_scale)))
+                x = F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True)
+            logits = model(x)
+            if logits.shape[-2:] != size:
+                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            confusion += confusion_matrix(logits.argmax(1), target, num_classes)
+    except DataError as exc:
+        raise worker_error(exc) from None
+    finally:
+        model.train(was_training)
     if world > 1:
         dist.all_reduce(confusion)
     return confusion

@@ -47,7 +47,7 @@ from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.config import load_config, to_dict
 from fast_scnn_core.data import DataConfig, build_dataset
-from fast_scnn_core.data.dataset import SegmentationDataset
+from fast_scnn_core.data.dataset import SegmentationDataset, worker_error
 from fast_scnn_core.data.transforms import normalize, train_transform
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError, FastSCNNError
 from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
@@ -273,14 +273,6 @@ def _worker_init(worker_id: int) -> None:
     # Ctrl-C reaches the whole process group: workers leave it to the main process, which stops
     # cleanly between iterations. (SIGTERM stays default: the DataLoader ends its workers with it.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _worker_error(exc: DataError) -> DataError:
-    """A DataError raised in a DataLoader worker, without the worker's traceback around its message."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else str(exc)
-    prefix = f"{DataError.__module__}.{DataError.__name__}: "
-    return DataError(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +550,7 @@ def train_one_epoch(state: RunState, loop: Loop, epoch: int) -> int | None:
             if status is not None:
                 return status
     except DataError as exc:
-        raise _worker_error(exc) from None
+        raise worker_error(exc) from None
     except RuntimeError:
         # A SIGTERM sent to the whole process group also ends the loader workers.
         if not loop.stop.signum:

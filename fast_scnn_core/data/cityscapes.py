@@ -32,6 +32,11 @@ def cityscapes_lookup() -> np.ndarray:
 def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtFine") -> list[Pair]:
     """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: no such directory; point data.root= at Cityscapes (leftImg8bit/ and gtFine/), or make the "
+            f"synthetic set in this layout there with `fast-scnn synth --out {root}`"
+        )
     if split == "train_extra":
         annotation = "gtCoarse"  # the 20k extra images only have coarse labels
     image_dir = root / "leftImg8bit" / split
@@ -62,4 +67,6 @@ def cityscapes_dataset(
     """The 19-class Cityscapes dataset over one or more splits (e.g. train + train_extra with gtCoarse)."""
     pairs = [pair for split in splits for pair in cityscapes_pairs(root, split, annotation)]
     name = f"{root} {annotation} {'+'.join(splits)}"
-    return SegmentationDataset(pairs, CITYSCAPES, cityscapes_lookup(), transform, seed, name)
+    lookup = cityscapes_lookup()
+    valid = f"Cityscapes labelIds 0..{int(np.flatnonzero(lookup != INVALID).max())} (the *_labelIds.png files)"
+    return SegmentationDataset(pairs, CITYSCAPES, lookup, transform, seed, name, valid)

@@ -93,6 +93,18 @@ def read_label(path: Path) -> np.ndarray:
     return label
 
 
+def worker_error(exc: DataError) -> DataError:
+    """A DataError met in a DataLoader worker, with its own one-line message again.
+
+    The DataLoader re-raises a worker's exception with the worker's traceback pasted into the
+    message; the user needs only the last line (which file, what was expected).
+    """
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else str(exc)
+    prefix = f"{DataError.__module__}.{DataError.__name__}: "
+    return DataError(last[len(prefix) :] if last.startswith(prefix) else last)
+
+
 def identity_lookup(classes: ClassSet) -> np.ndarray:
     """(256,) int16 table for labels that already hold class ids: 0..n-1 and 255 valid, others INVALID."""
     table = np.full(256, INVALID, dtype=np.int16)
@@ -110,8 +122,9 @@ class SegmentationDataset(Dataset):
     """Samples (image uint8 (3, H, W), labels int64 (H, W) with 255 = ignore) from file pairs.
 
     `lookup` maps the ids stored in label files to class ids (Cityscapes labelId -> trainId);
-    INVALID entries are ids the class set does not know. `transform` is an albumentations
-    Compose (see transforms.py) or None; call `set_epoch` so augmentations differ per epoch.
+    INVALID entries are ids the class set does not know, and `valid_ids` says which ids the files
+    may hold (in errors). `transform` is an albumentations Compose (see transforms.py) or None;
+    call `set_epoch` so augmentations differ per epoch.
     """
 
     def __init__(
@@ -122,6 +135,7 @@ class SegmentationDataset(Dataset):
         transform: Callable | None = None,
         seed: int = 0,
         name: str = "dataset",
+        valid_ids: str = "",
     ) -> None:
         if not pairs:
             raise DataError(f"{name}: no images found")
@@ -129,6 +143,7 @@ class SegmentationDataset(Dataset):
         self.pairs = list(pairs)
         self.classes = classes
         self.lookup = lookup
+        self.valid_ids = valid_ids or f"0..{classes.num_classes - 1} or {IGNORE_INDEX} for ignore"
         self.transform = transform
         self.seed = seed
         self.epoch = 0
@@ -147,10 +162,7 @@ class SegmentationDataset(Dataset):
         mapped = self.lookup[raw]
         if (mapped == INVALID).any():
             bad = sorted({int(v) for v in np.unique(raw[mapped == INVALID])})
-            raise DataError(
-                f"{pair.label}: label ids {bad} are not in the class set "
-                f"(expected 0..{self.classes.num_classes - 1} or {IGNORE_INDEX} for ignore)"
-            )
+            raise DataError(f"{pair.label}: label ids {bad} are not in the class set (expected {self.valid_ids})")
         return image, mapped.astype(np.uint8)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

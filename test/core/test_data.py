@@ -207,6 +207,8 @@ def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: P
     cv2.imwrite(str(label), ids)
     with pytest.raises(DataError, match=rf"{label.name}: label ids \[40, 41, 200\] are not in the class set"):
         cityscapes_dataset(root, ["val"])[0]
+    with pytest.raises(DataError, match=r"\(expected Cityscapes labelIds 0\.\.33 \(the \*_labelIds.png files\)\)"):
+        cityscapes_dataset(root, ["val"])[0]
     classes = load_classes(REPO / "config/classes_example.yaml")
     (tmp_path / "f/images/val").mkdir(parents=True)
     (tmp_path / "f/masks/val").mkdir(parents=True)
@@ -214,6 +216,11 @@ def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: P
     cv2.imwrite(str(tmp_path / "f/masks/val/x.png"), np.full((8, 8), 5, np.uint8))
     with pytest.raises(DataError, match=r"x.png: label ids \[5\] are not in the class set \(expected 0..4 or 255"):
         folder_dataset(tmp_path / "f", ["val"], classes)[0]
+
+
+def test_missing_root_says_how_to_make_the_synthetic_set(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no such directory; point data.root= at Cityscapes .*`fast-scnn synth --out "):
+        cityscapes_dataset(tmp_path / "nowhere", ["train"])
 
 
 def test_empty_split_is_named(tmp_path: Path) -> None:

@@ -114,3 +114,20 @@ def test_eval_on_a_split_without_labels_says_so(
     assert main([*argv, "--split", "test", "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "m.json")]) == 0
     assert "the test split has no labelled pixels" in capsys.readouterr().err
     assert json.loads((tmp_path / "m.json").read_text())["miou"] is None
+
+
+def test_eval_names_a_corrupt_image_without_the_loader_workers_traceback(
+    trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    (image,) = write_synthetic_dataset(tmp_path, {"val": 1}, 64, 128)
+    image.write_bytes(image.read_bytes()[:100])  # the header is intact: a loader worker meets the damage
+    argv = ["eval", "--checkpoint", str(trained_run["run_dir"] / "best.pt"), "--data", str(tmp_path)]
+    assert main([*argv, "--device", "cpu", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "DataLoader worker" not in err
+    assert (
+        err.splitlines()[-1]
+        == f"fast-scnn eval: error: {image}: cannot read the image (missing, corrupt or not an image file)"
+    )

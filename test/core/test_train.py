@@ -275,6 +275,24 @@ def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_conf
     assert str(exc.value) == f"{images[2]}: cannot read the image (missing, corrupt or not an image file)"
 
 
+def test_ros2_run_train_without_data_says_fast_scnn_synth_makes_it(tmp_path: Path) -> None:
+    """`ros2 run fast_scnn_core train` is `fast-scnn train`: the quick-start config before `fast-scnn synth`."""
+    ros2 = Path(sys.executable).with_name("ros2")
+    if not ros2.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the ROS 2 command line is not installed in the venv (make venv installs it)")
+        pytest.skip("the ROS 2 command line is not installed in the venv (make venv installs it)")
+    env = {**_env(), "AMENT_PREFIX_PATH": sys.prefix}
+    command = [str(ros2), "run", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == (
+        "fast-scnn train: error: data/synth: no such directory; point data.root= at Cityscapes (leftImg8bit/ and "
+        "gtFine/), or make the synthetic set in this layout there with `fast-scnn synth --out data/synth`\n"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def test_unknown_config_key_is_named(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     status = main(["train", "--config", str(REPO / "config/train_synthetic.yaml"), "data.crop=[64,64]"])
     assert status == 2
