@@ -7,6 +7,7 @@ Label files hold Cityscapes labelIds; they are mapped to the 19 trainIds (255 = 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,10 @@ from fast_scnn_core.labels import CITYSCAPES, CITYSCAPES_LABELS, cityscapes_id_t
 
 Annotation = Literal["gtFine", "gtCoarse"]
 IMAGE_SUFFIX = "_leftImg8bit.png"
+
+# Frames of the official download known to be broken, skipped with a warning as other code bases
+# drop them: train_extra's troisdorf_000000_000073 is an all-black image with a constant coarse label.
+KNOWN_CORRUPT = {"train_extra": ("troisdorf_000000_000073",)}
 
 
 def cityscapes_lookup() -> np.ndarray:
@@ -50,6 +55,9 @@ def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtF
     pairs = []
     for image in images:
         stem = image.name[: -len(IMAGE_SUFFIX)]
+        if stem in KNOWN_CORRUPT.get(split, ()):
+            print(f"warning: skipped {image}: a known corrupt Cityscapes frame (all black)", file=sys.stderr)
+            continue
         label = root / annotation / split / image.parent.name / f"{stem}_{annotation}_labelIds.png"
         if not label.is_file():
             raise DataError(f"{image}: its label {label} does not exist")

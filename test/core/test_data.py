@@ -251,12 +251,28 @@ def test_bad_class_yaml_is_named(tmp_path: Path) -> None:
         load_classes("")
 
 
-def test_train_extra_uses_coarse_labels(tmp_path: Path) -> None:
-    write_synthetic_dataset(tmp_path, {"train": 1}, 64, 128)
+def _as_train_extra(root: Path, city: str = "") -> None:
+    """Move the train split to train_extra with gtCoarse labels (optionally renaming its city)."""
     for kind, annotation in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtCoarse")):
-        for src in (tmp_path / kind / "train").rglob("*.png"):
-            dest = tmp_path / annotation / "train_extra" / src.parent.name / src.name.replace("gtFine", "gtCoarse")
+        for src in (root / kind / "train").rglob("*.png"):
+            name = src.name.replace("gtFine", "gtCoarse").replace(CITIES["train"], city or CITIES["train"])
+            dest = root / annotation / "train_extra" / (city or src.parent.name) / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             src.rename(dest)
+
+
+def test_train_extra_uses_coarse_labels(tmp_path: Path) -> None:
+    write_synthetic_dataset(tmp_path, {"train": 1}, 64, 128)
+    _as_train_extra(tmp_path)
     dataset = cityscapes_dataset(tmp_path, ["train_extra"], annotation="gtFine")
     assert dataset.pairs[0].label.name.endswith("_gtCoarse_labelIds.png")
+
+
+def test_known_corrupt_train_extra_frame_is_skipped_with_a_warning(tmp_path: Path, capsys) -> None:
+    write_synthetic_dataset(tmp_path, {"train": 75}, 32, 64)  # frames 000000 .. 000074
+    _as_train_extra(tmp_path, city="troisdorf")
+    dataset = cityscapes_dataset(tmp_path, ["train_extra"])
+    names = [pair.image.name for pair in dataset.pairs]
+    assert len(names) == 74 and "troisdorf_000000_000073_leftImg8bit.png" not in names
+    err = capsys.readouterr().err
+    assert "warning: skipped " in err and "troisdorf_000000_000073_leftImg8bit.png: a known corrupt" in err
