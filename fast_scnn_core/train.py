@@ -493,10 +493,11 @@ def fit(
 def run_epochs(state: RunState, loop: Loop) -> int:
     """The epochs from where the state stands, each followed by its validation (when due) and a save."""
     config = state.config
-    for epoch in range(state.iteration // loop.iters_per_epoch, config.epochs):
-        status = train_one_epoch(state, loop, epoch)
-        if status is not None:
-            return status
+    for epoch in range(first_epoch(state, loop.iters_per_epoch), config.epochs):
+        if state.iteration < (epoch + 1) * loop.iters_per_epoch:
+            status = train_one_epoch(state, loop, epoch)
+            if status is not None:
+                return status
         end_epoch(state, loop, epoch)
         if state.iteration >= loop.stop_at and epoch + 1 < config.epochs:
             return stop_run(state, loop, 0, saved=True)
@@ -506,6 +507,13 @@ def run_epochs(state: RunState, loop: Loop) -> int:
             best = "no validation had labelled pixels, so there is no best.pt; the weights are in last.pt"
         print(f"done: {state.iteration} iterations; {best}", file=sys.stderr)
     return 0
+
+
+def first_epoch(state: RunState, iters_per_epoch: int) -> int:
+    """The epoch to continue: the one the iteration is in, or the one before when the run stopped on
+    its last iteration, before its end (validation, save), so a resumed run validates as a straight one."""
+    epoch, done = divmod(state.iteration, iters_per_epoch)
+    return epoch - 1 if done == 0 and state.epoch < epoch else epoch
 
 
 def epoch_loader(state: RunState, loop: Loop, epoch: int) -> DataLoader:

@@ -341,6 +341,42 @@ def _torchrun_train(synth_root: Path, run_dir: Path, *overrides: str) -> subproc
 
 
 @pytest.mark.slow
+def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight_run(
+    synth_root: Path, tmp_path: Path, tiny_config: Callable
+) -> None:
+    """The stop flag is read with the loss: with log_every beyond the epoch, a SIGTERM during epoch 0 is
+    taken on its last iteration (8), before its validation. The resumed run must still validate epoch 0."""
+    options = ["epochs=2", "val_every=1", "log_every=1000"]
+    assert train(tiny_config(synth_root, tmp_path / "straight", *options)) == 0
+    run_dir = tmp_path / "split"
+    command = [sys.executable, "-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "batch_size=4"]
+    command += ["data.workers=0", "plots=false", *options]
+    env = {**_env(), "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same float sums as in this process
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    seen = b""
+    while b"iterations/epoch" not in seen and process.poll() is None:  # the loop is about to start
+        seen += os.read(process.stderr.fileno(), 4096)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, (seen + err).decode()[-2000:]
+    stopped = load_checkpoint(run_dir / "last.pt")
+    assert (stopped["iteration"], stopped["epoch"]) == (8, 0)  # epoch 0's iterations done, its end not
+    assert train(tiny_config(synth_root, run_dir, *options, "resume=true")) == 0
+
+    def validations(run: Path) -> list[dict]:
+        history = json.loads((run / "metrics.json").read_text())["history"]["val"]
+        return [{k: v for k, v in entry.items() if k != "minutes"} for entry in history]
+
+    assert [v["iteration"] for v in validations(tmp_path / "straight")] == [8, 16]
+    assert validations(run_dir) == validations(tmp_path / "straight")
+    for name in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(tmp_path / "straight" / name), load_checkpoint(run_dir / name)
+        assert (a["iteration"], a["epoch"]) == (b["iteration"], b["epoch"]), name
+        assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items()), name
+
+
+@pytest.mark.slow
 def test_ddp_two_processes_with_gloo_through_torchrun(synth_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
     result = _torchrun_train(synth_root, run_dir, "batch_size=8", "epochs=1")
