@@ -105,6 +105,17 @@ def worker_error(exc: DataError) -> DataError:
     return DataError(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
+def read_class_ids(path: Path, lookup: np.ndarray, valid_ids: str) -> np.ndarray:
+    """Class ids uint8 (H, W), 255 = ignore, of a label file through `lookup`; DataError naming the file
+    and `valid_ids` (what the file may hold) for ids the lookup marks INVALID."""
+    raw = read_label(path)
+    mapped = lookup[raw]
+    if (mapped == INVALID).any():
+        bad = sorted({int(v) for v in np.unique(raw[mapped == INVALID])})
+        raise DataError(f"{path}: label ids {bad} are not in the class set (expected {valid_ids})")
+    return mapped.astype(np.uint8)
+
+
 def identity_lookup(classes: ClassSet) -> np.ndarray:
     """(256,) int16 table for labels that already hold class ids: 0..n-1 and 255 valid, others INVALID."""
     table = np.full(256, INVALID, dtype=np.int16)
@@ -154,16 +165,16 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def class_ids(self, path: Path) -> np.ndarray:
+        """Class ids of a file holding this dataset's label ids (a label, or a prediction in the same ids)."""
+        return read_class_ids(path, self.lookup, self.valid_ids)
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Untransformed (RGB uint8 (H, W, 3), class ids uint8 (H, W)) of one pair, validated."""
         pair = self.pairs[index]
-        image, raw = read_image(pair.image), read_label(pair.label)
-        check_pair(pair, (image.shape[1], image.shape[0]), (raw.shape[1], raw.shape[0]))
-        mapped = self.lookup[raw]
-        if (mapped == INVALID).any():
-            bad = sorted({int(v) for v in np.unique(raw[mapped == INVALID])})
-            raise DataError(f"{pair.label}: label ids {bad} are not in the class set (expected {self.valid_ids})")
-        return image, mapped.astype(np.uint8)
+        image, label = read_image(pair.image), self.class_ids(pair.label)
+        check_pair(pair, (image.shape[1], image.shape[0]), (label.shape[1], label.shape[0]))
+        return image, label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.load(index)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cityscapesscripts.helpers import labels as cs_labels
 
 from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.cityscapes import cityscapes_dataset, cityscapes_lookup
@@ -16,28 +17,41 @@ from fast_scnn_core.data.folder import folder_dataset, load_classes
 from fast_scnn_core.data.synthetic import CITIES, synthetic_frame, write_synthetic_dataset
 from fast_scnn_core.data.transforms import train_transform
 from fast_scnn_core.errors import DataError
-from fast_scnn_core.labels import CITYSCAPES, cityscapes_id_to_train_id, load_class_set
+from fast_scnn_core.labels import (
+    CITYSCAPES,
+    CITYSCAPES_LABELS,
+    cityscapes_id_to_train_id,
+    cityscapes_train_id_to_id,
+    load_class_set,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
-# cityscapesScripts helpers/labels.py: trainId of labelIds 0..33, typed in from the official table.
-OFFICIAL_TRAIN_IDS = [255] * 7 + [0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9, 10, 11, 12]
-OFFICIAL_TRAIN_IDS += [13, 14, 15, 255, 255, 16, 17, 18]
-OFFICIAL_CATEGORIES = ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
+
+def test_label_table_is_cityscapesscripts_row_for_row() -> None:
+    """Our copy of cityscapesScripts' helpers/labels.py, checked against the official package."""
+    ours = [(lab.name, lab.id, lab.train_id, lab.category, lab.category_id, lab.color) for lab in CITYSCAPES_LABELS]
+    official = [(lab.name, lab.id, lab.trainId, lab.category, lab.categoryId, lab.color) for lab in cs_labels.labels]
+    # license plate (labelId -1: never in label files) has trainId -1 there, 255 (ignore) here
+    assert ours == [(*row[:2], 255 if row[2] == -1 else row[2], *row[3:]) for row in official]
 
 
-def test_label_ids_map_to_official_train_ids() -> None:
-    assert cityscapes_id_to_train_id()[:34].tolist() == OFFICIAL_TRAIN_IDS
+def test_label_ids_map_to_official_train_ids_and_back() -> None:
+    official = {lab.id: lab.trainId for lab in cs_labels.labels if lab.id >= 0}
+    assert cityscapes_id_to_train_id()[:34].tolist() == [official[i] for i in range(34)]
     lookup = cityscapes_lookup()
-    assert lookup[:34].tolist() == OFFICIAL_TRAIN_IDS
+    assert lookup[:34].tolist() == [official[i] for i in range(34)]
     assert (lookup[34:] == INVALID).all()  # ids Cityscapes does not define are refused, not ignored
+    back = cityscapes_train_id_to_id()
+    assert [int(back[t]) for t in range(19)] == [cs_labels.trainId2label[t].id for t in range(19)]
 
 
 def test_cityscapes_classes_and_categories() -> None:
-    assert CITYSCAPES.names[:3] == ("road", "sidewalk", "building") and CITYSCAPES.names[-1] == "bicycle"
-    assert CITYSCAPES.num_classes == 19
-    assert list(dict.fromkeys(CITYSCAPES.categories)) == OFFICIAL_CATEGORIES
-    assert CITYSCAPES.colors[0] == (128, 64, 128)
+    evaluated = sorted((lab for lab in cs_labels.labels if not lab.ignoreInEval), key=lambda lab: lab.trainId)
+    assert CITYSCAPES.names == tuple(lab.name for lab in evaluated)
+    assert CITYSCAPES.colors == tuple(lab.color for lab in evaluated)
+    assert CITYSCAPES.categories == tuple(lab.category for lab in evaluated)
+    assert len(set(CITYSCAPES.categories)) == 7  # flat, construction, object, nature, sky, human, vehicle
 
 
 def test_synth_writes_the_cityscapes_layout_deterministically(tmp_path: Path) -> None:
@@ -159,7 +173,7 @@ def _cityscapes_copy(synth_root: Path, tmp_path: Path) -> tuple[Path, Path, Path
     root = tmp_path / "cs"
     write_synthetic_dataset(root, {"val": 2}, 64, 128)
     image = sorted((root / "leftImg8bit/val").rglob("*.png"))[0]
-    label = sorted((root / "gtFine/val").rglob("*.png"))[0]
+    label = sorted((root / "gtFine/val").rglob("*_labelIds.png"))[0]
     return root, image, label
 
 

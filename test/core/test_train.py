@@ -190,7 +190,7 @@ def test_data_errors_are_found_before_anything_is_written(tmp_path: Path, tiny_c
     from fast_scnn_core.errors import DataError
 
     write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
-    label = sorted((tmp_path / "data/gtFine/val").rglob("*.png"))[0]
+    label = sorted((tmp_path / "data/gtFine/val").rglob("*_labelIds.png"))[0]
     cv2.imwrite(str(label), np.zeros((32, 128), np.uint8))
     with pytest.raises(DataError, match=r"label is 128x32 but its image .* is 128x64"):
         train(tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2"))
@@ -205,7 +205,7 @@ def test_a_run_stopped_before_its_first_checkpoint_is_started_again(
     from fast_scnn_core.errors import DataError
 
     write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
-    labels = sorted((tmp_path / "data/gtFine/train").rglob("*.png"))
+    labels = sorted((tmp_path / "data/gtFine/train").rglob("*_labelIds.png"))
     good = [label.read_bytes() for label in labels]
     for label in labels:
         cv2.imwrite(str(label), np.full((64, 128), 40, np.uint8))
