@@ -173,7 +173,11 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
             f"run_dir {run_dir} already holds a run; continue it with resume=true or choose another run_dir=..."
         )
     # Temporary files of interrupted atomic writes (.<name>.<random>.tmp...) are no one's work.
-    others = sorted(p.name for p in run_dir.iterdir() if p.name not in BEFORE_FIRST_CHECKPOINT and ".tmp" not in p.name)
+    others = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if p.name not in BEFORE_FIRST_CHECKPOINT and not (p.name.startswith(".") and ".tmp" in p.name)
+    )
     if others:
         raise ConfigError(
             f"run_dir {run_dir} holds files that no run wrote ({', '.join(others[:3])}); "
@@ -334,11 +338,17 @@ class RunState:
         self.best_miou, self.history = state["best_miou"], state["history"]
         return payload["train_config"]
 
+    def check_finite(self) -> None:
+        """Stop the run (see `diverged`) when a weight or BatchNorm statistic holds NaN or infinity."""
+        tensors = {name: t for name, t in self.model.state_dict().items() if t.is_floating_point()}
+        finite = torch.stack([t.isfinite().all() for t in tensors.values()]).tolist()  # one GPU sync
+        if not all(finite):
+            name = next(name for name, ok in zip(tensors, finite, strict=True) if not ok)
+            raise self.diverged(f"the weights became non-finite ({name}) by iteration {self.iteration}")
+
     def save(self, metrics: dict[str, Any] | None = None, best: bool = False) -> None:
         """Write last.pt (and best.pt when `best`) atomically; refuses weights that are not finite."""
-        nonfinite = _first_nonfinite(self.model)
-        if nonfinite:
-            raise self.diverged(f"the weights became non-finite ({nonfinite}) by iteration {self.iteration}")
+        self.check_finite()
         if self.main:
             training_state = {
                 "optimizer": self.optimizer.state_dict(),
@@ -368,15 +378,6 @@ class RunState:
             f"{what}; stopped without saving these weights ({saved}). Lower lr= (now {self.config.lr}) "
             "or check the data, then start again or resume=true"
         )
-
-
-def _first_nonfinite(model: nn.Module) -> str | None:
-    """Name of the first weight or buffer holding NaN or infinity, else None (one GPU sync)."""
-    tensors = {name: t for name, t in model.state_dict().items() if t.is_floating_point()}
-    finite = torch.stack([t.isfinite().all() for t in tensors.values()])
-    if bool(finite.all()):
-        return None
-    return next(name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,9 +477,20 @@ def fit(
         writer = _summary_writer(state.run_dir) if env.main else None
         if writer is not None:
             cleanup.callback(writer.close)
-        meter = LossMeter(env.device, state.iteration)
         loop = Loop(
-            env, net, train_set, val_set, sampler, batch, iters_per_epoch, total, stop_at, stop, meter, progress, writer
+            env=env,
+            net=net,
+            train_set=train_set,
+            val_set=val_set,
+            sampler=sampler,
+            batch=batch,
+            iters_per_epoch=iters_per_epoch,
+            total=total,
+            stop_at=stop_at,
+            stop=stop,
+            meter=LossMeter(env.device, state.iteration),
+            progress=progress,
+            writer=writer,
         )
         if env.main:
             print(
@@ -636,6 +648,7 @@ def end_epoch(state: RunState, loop: Loop, epoch: int) -> None:
     config = state.config
     metrics, best = None, False
     if (config.val_every and (epoch + 1) % config.val_every == 0) or epoch + 1 == config.epochs:
+        state.check_finite()  # the last step's weights: never validated (metrics.json) if not saved
         metrics = evaluate(state, loop, epoch)
         best = metrics["miou"] > state.best_miou
         state.best_miou = max(state.best_miou, metrics["miou"])

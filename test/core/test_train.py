@@ -93,12 +93,12 @@ def test_a_batch_without_labelled_pixels_contributes_nothing() -> None:
     assert segmentation_loss({"out": outputs["out"]}, half).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def _small_dataset(root: Path, unlabelled_split: str) -> Path:
-    """4 train + 1 val synthetic frames of 64x128; every label of `unlabelled_split` is labelId 0 (ignored)."""
+def _small_dataset(root: Path, unlabelled_split: str = "", train_frames: int = 4) -> Path:
+    """Synthetic train frames + 1 val frame of 64x128; every label of `unlabelled_split` is labelId 0 (ignored)."""
     from fast_scnn_core.data.synthetic import write_synthetic_dataset
 
-    write_synthetic_dataset(root, {"train": 4, "val": 1}, 64, 128)
-    for label in (root / "gtFine" / unlabelled_split).rglob("*_labelIds.png"):
+    write_synthetic_dataset(root, {"train": train_frames, "val": 1}, 64, 128)
+    for label in (root / "gtFine" / unlabelled_split).rglob("*_labelIds.png") if unlabelled_split else ():
         cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))
     return root
 
@@ -342,16 +342,17 @@ def _torchrun_train(synth_root: Path, run_dir: Path, *overrides: str) -> subproc
 
 @pytest.mark.slow
 def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight_run(
-    synth_root: Path, tmp_path: Path, tiny_config: Callable
+    tmp_path: Path, tiny_config: Callable
 ) -> None:
     """The stop flag is read with the loss: with log_every beyond the epoch, a SIGTERM during epoch 0 is
-    taken on its last iteration (8), before its validation. The resumed run must still validate epoch 0."""
-    options = ["epochs=2", "val_every=1", "log_every=1000"]
-    assert train(tiny_config(synth_root, tmp_path / "straight", *options)) == 0
+    taken on its last iteration (4), before its validation. The resumed run must still validate epoch 0."""
+    data = _small_dataset(tmp_path / "data", train_frames=8)  # 4 iterations: the signal lands well inside
+    options = ["epochs=2", "val_every=1", "log_every=1000", "batch_size=2"]
+    assert train(tiny_config(data, tmp_path / "straight", *options)) == 0
     run_dir = tmp_path / "split"
     command = [sys.executable, "-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
-    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "batch_size=4"]
-    command += ["data.workers=0", "plots=false", *options]
+    command += [f"data.root={data}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "data.workers=0"]
+    command += ["plots=false", *options]
     env = {**_env(), "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same float sums as in this process
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     seen = b""
@@ -361,14 +362,14 @@ def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight
     _, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, (seen + err).decode()[-2000:]
     stopped = load_checkpoint(run_dir / "last.pt")
-    assert (stopped["iteration"], stopped["epoch"]) == (8, 0)  # epoch 0's iterations done, its end not
-    assert train(tiny_config(synth_root, run_dir, *options, "resume=true")) == 0
+    assert (stopped["iteration"], stopped["epoch"]) == (4, 0)  # epoch 0's iterations done, its end not
+    assert train(tiny_config(data, run_dir, *options, "resume=true")) == 0
 
     def validations(run: Path) -> list[dict]:
         history = json.loads((run / "metrics.json").read_text())["history"]["val"]
         return [{k: v for k, v in entry.items() if k != "minutes"} for entry in history]
 
-    assert [v["iteration"] for v in validations(tmp_path / "straight")] == [8, 16]
+    assert [v["iteration"] for v in validations(tmp_path / "straight")] == [4, 8]
     assert validations(run_dir) == validations(tmp_path / "straight")
     for name in ("best.pt", "last.pt"):
         a, b = load_checkpoint(tmp_path / "straight" / name), load_checkpoint(run_dir / name)
