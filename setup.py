@@ -64,6 +64,8 @@ setup(
             "colcon-common-extensions>=0.3",
             "hypothesis>=6.100",
             "cityscapesscripts>=2.2",  # the official evaluation, the reference in tests
+            "mcap>=1.2",  # Foxglove's reference MCAP reader and ROS 2 decoder check label-bag's output
+            "mcap-ros2-support>=0.5",
             *ONNX,
             *ROS,
         ],

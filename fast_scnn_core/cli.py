@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fast_scnn_core import __version__, bench, evaluate, export, info, predict, train
+from fast_scnn_core import __version__, bag_dataset, bench, evaluate, export, info, label_bag, predict, train
 from fast_scnn_core.data import synthetic
 from fast_scnn_core.errors import FastSCNNError
 
@@ -15,6 +15,8 @@ COMMANDS = (
     ("train", train, "train with the paper's recipe (config YAML + key=value overrides)"),
     ("eval", evaluate, "class/category mIoU, per-class IoU and pixel accuracy of a checkpoint"),
     ("predict", predict, "segment an image, a folder or a video into label/colour/overlay PNGs"),
+    ("label-bag", label_bag, "segment every frame of camera topics in a rosbag2 into a new bag (offline)"),
+    ("bag-to-dataset", bag_dataset, "extract a rosbag2's camera frames into a folder dataset for training"),
     ("export", export, "export a checkpoint to ONNX or TorchScript with dynamic height/width"),
     ("bench", bench, "paper-protocol speed benchmark over backends, devices and resolutions"),
     ("info", info, "parameter count and FLOPs at the paper's resolutions"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,3 +183,43 @@ def load_class_set(path: str | Path) -> ClassSet:
         return ClassSet(tuple(names), tuple(colors), tuple(categories))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def class_set_yaml(classes: ClassSet) -> str:
+    """The class-definition YAML `load_class_set` reads back (what `fast-scnn bag-to-dataset` writes)."""
+    entries = []
+    for i, (name, color) in enumerate(zip(classes.names, classes.colors, strict=True)):
+        entry = {"name": name, "color": list(color)}
+        if classes.categories:
+            entry["category"] = classes.categories[i]
+        entries.append(entry)
+    return yaml.safe_dump({"classes": entries}, sort_keys=False, default_flow_style=None)
+
+
+def mask_topic_names(classes: ClassSet) -> list[str]:
+    """Per class id a valid ROS topic token: 'traffic light' -> 'traffic_light' (unique, not starting with a digit)."""
+    tokens: list[str] = []
+    for class_id, name in enumerate(classes.names):
+        token = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+        if not token or token[0].isdigit():
+            token = f"class_{token}" if token else f"class_{class_id}"
+        if token in tokens:
+            token = f"{token}_{class_id}"
+        tokens.append(token)
+    return tokens
+
+
+def mask_class_ids(classes: ClassSet, names: list[str] | tuple[str, ...]) -> tuple[int, ...]:
+    """Class ids of the classes named (by class name or mask topic name) for per-class masks, without repeats."""
+    tokens = mask_topic_names(classes)
+    ids: list[int] = []
+    for name in names:
+        if name in classes.names:
+            class_id = classes.index(name)
+        elif name in tokens:
+            class_id = tokens.index(name)
+        else:
+            raise ValueError(f"unknown mask class {name!r}; this checkpoint's classes are {list(classes.names)}")
+        if class_id not in ids:
+            ids.append(class_id)
+    return tuple(ids)

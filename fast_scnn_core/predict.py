@@ -52,12 +52,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_engine_arguments(parser)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Segmenter options of the commands that run one (predict, label-bag, bag-to-dataset)."""
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
     parser.add_argument("--width", type=int, default=0, help="inference width (0 = the image's own)")
     parser.add_argument("--height", type=int, default=0, help="inference height (0 = the image's own)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+
+
+def engine_config(args: argparse.Namespace) -> InferenceConfig:
+    """The InferenceConfig of `add_engine_arguments`' options and --checkpoint."""
+    return InferenceConfig(
+        checkpoint=args.checkpoint,
+        device=args.device,
+        backend=args.backend,
+        fp16=args.fp16,
+        width=args.width,
+        height=args.height,
+        threads=args.threads,
+    )
 
 
 def _outputs(text: str | None, label_ids: bool) -> tuple[str, ...]:
@@ -141,15 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
     outputs = _outputs(args.outputs, args.label_ids)
     out = Path(args.out)
-    config = InferenceConfig(
-        checkpoint=args.checkpoint,
-        device=args.device,
-        backend=args.backend,
-        fp16=args.fp16,
-        width=args.width,
-        height=args.height,
-        threads=args.threads,
-    )
+    config = engine_config(args)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         if args.label_ids:
             raise FastSCNNError("--label-ids writes Cityscapes submissions from images; extract the frames first")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 import threading
 import typing
@@ -38,7 +37,7 @@ from std_msgs.msg import Header, String
 
 from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
+from fast_scnn_core.labels import IGNORE_INDEX, mask_class_ids, mask_topic_names
 from fast_scnn_core.visualize import class_mask, colorize, overlay
 from fast_scnn_ros.conversions import (
     ImageConversionError,
@@ -169,19 +168,6 @@ NODE_PARAMETERS: tuple[ParameterSpec, ...] = (
 def parameter_specs() -> list[ParameterSpec]:
     """Every parameter the node declares, engine options first."""
     return [*engine_parameters(), *NODE_PARAMETERS]
-
-
-def mask_topic_names(classes: ClassSet) -> list[str]:
-    """Per class id a valid ROS topic token: 'traffic light' -> 'traffic_light' (unique, not starting with a digit)."""
-    tokens: list[str] = []
-    for class_id, name in enumerate(classes.names):
-        token = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
-        if not token or token[0].isdigit():
-            token = f"class_{token}" if token else f"class_{class_id}"
-        if token in tokens:
-            token = f"{token}_{class_id}"
-        tokens.append(token)
-    return tokens
 
 
 def scale_camera_info(info: CameraInfo, width: int, height: int, header: Header) -> CameraInfo:
@@ -375,19 +361,11 @@ class SegmentationNode(Node):
     def _output_settings(self, changes: dict[str, Any]) -> OutputSettings:
         names = ("mask_classes", "publish_color", "publish_overlay", "publish_confidence", "publish_camera_info")
         values = self._values(changes, (*names, "overlay_alpha"))
-        mask_ids = []
-        for name in values["mask_classes"]:
-            if name in self._classes.names:
-                class_id = self._classes.index(name)
-            elif name in self._mask_tokens:
-                class_id = self._mask_tokens.index(name)
-            else:
-                raise ConfigError(
-                    f"mask_classes: unknown class {name!r}; this checkpoint's classes are {list(self._classes.names)}"
-                )
-            if class_id not in mask_ids:
-                mask_ids.append(class_id)
-        return OutputSettings(tuple(mask_ids), *(values[n] for n in names[1:]), float(values["overlay_alpha"]))
+        try:
+            mask_ids = mask_class_ids(self._classes, values["mask_classes"])
+        except ValueError as exc:
+            raise ConfigError(f"mask_classes: {exc}") from None
+        return OutputSettings(mask_ids, *(values[n] for n in names[1:]), float(values["overlay_alpha"]))
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Runtime changes: output settings swap at once; engine options build a new Segmenter first."""

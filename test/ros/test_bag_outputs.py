@@ -1,0 +1,15 @@
+"""`fast-scnn label-bag` writes the topics the live node publishes, under the same names."""
+
+from __future__ import annotations
+
+from fast_scnn_core.label_bag import output_topics
+from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
+from fast_scnn_ros import node
+
+
+def test_bag_outputs_are_named_like_the_nodes_topics() -> None:
+    tokens = mask_topic_names(CITYSCAPES)
+    names = output_topics("/image_raw", [tokens[6]], color=True, overlay=True)  # a camera in the root namespace
+    expected = [node.LABELS_TOPIC, f"{node.MASKS_TOPIC}/traffic_light", node.COLOR_TOPIC, node.OVERLAY_TOPIC]
+    assert names == [f"/{topic}" for topic in expected]
+    assert output_topics("/front/image_raw/compressed", [], False, False) == [f"/front/{node.LABELS_TOPIC}"]
