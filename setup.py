@@ -48,6 +48,7 @@ setup(
         "numpy>=1.24",
         "PyYAML>=6.0",
         "opencv-python-headless>=4.8",
+        "pillow>=10",  # image sizes from PNG/JPEG headers, without decoding (dataset checks)
         "albumentations>=1.4",
         "tqdm>=4.60",
         "tensorboard>=2.14",
