@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_bytes
+from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from fast_scnn_core.errors import DataError, FastSCNNError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
     outputs = _outputs(args.outputs, args.label_ids)
     out = Path(args.out)
+    remove_stale_temporaries(out)  # left by a killed run's writes
     config = engine_config(args)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         if args.label_ids:

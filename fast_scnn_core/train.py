@@ -43,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_text
+from fast_scnn_core.atomic import atomic_write_text, remove_stale_temporaries
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.config import load_config, to_dict
 from fast_scnn_core.data import DataConfig, build_dataset
@@ -323,7 +323,7 @@ class RunState:
     def load(self) -> dict[str, Any]:
         """Continue from run_dir/last.pt exactly where it stood; returns the options it was trained with."""
         path = self.run_dir / "last.pt"
-        payload = load_checkpoint(path, map_location="cpu")
+        payload = load_checkpoint(path, map_location="cpu", resume=True)
         if class_set_of(payload) != self.classes:
             raise CheckpointError(
                 f"{path} was trained on classes {list(class_set_of(payload).names)}, "
@@ -437,6 +437,7 @@ def train(config: TrainConfig) -> int:
     try:
         # Every process checks before any writes (the barrier), so none sees another's files.
         batch = per_process_batch(config, env)
+        remove_stale_temporaries(run_dir)  # left by a write that was killed (SIGKILL, power loss)
         check_run_dir(run_dir, config.resume)
         train_set, val_set = build_datasets(config)  # checks the data before anything is written
         if env.world_size > 1:
