@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.train import segmentation_loss
 
 CLASSES = ClassSet(
     ("road", "sky", "building", "vegetation", "car"),
@@ -75,8 +75,7 @@ def train(iterations: int, seed: int = 0) -> FastSCNN:
     start = time.time()
     for step in range(iterations):
         x, y = batch(rng, 8, 128, 256)
-        logits, aux1, aux2 = model(x)
-        loss = F.cross_entropy(logits, y) + 0.4 * (F.cross_entropy(aux1, y) + F.cross_entropy(aux2, y))
+        loss = segmentation_loss(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -86,9 +86,19 @@ class OnnxRuntimeEngine:
             onnx_bytes(graph.cpu()), options, providers=_ort_providers(device, tensorrt=False)
         )
         self.device = device
+        # ONNX Runtime's arena keeps its high-water mark: after one 2048x4096 frame a process of 0.31 GB
+        # stayed at 0.90 GB for good. A run whose input shape differs from the previous run's gives the
+        # arena's free memory back at its end (0.32 GB again); a stream of one size keeps its arena,
+        # which is what makes it fast (shrinking after every run: 57 ms instead of 38 ms at 512x1024).
+        self._shrink = ort.RunOptions()
+        arenas = "cpu:0" if device.type == "cpu" else f"cpu:0;gpu:{device.index or 0}"
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", arenas)
+        self._last_shape: tuple[int, ...] = ()
 
     def __call__(self, image: torch.Tensor) -> Outputs:
-        outputs = self.session.run(None, {"image": image.cpu().numpy()})
+        shape, self._last_shape = self._last_shape, tuple(image.shape)
+        run_options = self._shrink if shape != self._last_shape else None
+        outputs = self.session.run(None, {"image": image.cpu().numpy()}, run_options)
         tensors = [torch.from_numpy(o).to(self.device) for o in outputs]
         return tensors[0], tensors[1] if len(tensors) > 1 else None
 

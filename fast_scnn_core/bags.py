@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from fast_scnn_core.errors import DataError, InputError
 from fast_scnn_core.image_msgs import (
-    MalformedImageError,
     check_image,
     compressed_to_rgb8,
     image_fields,
@@ -193,9 +192,7 @@ def decode_frame(connection: Connection, timestamp: int, raw: bytes, max_pixels:
         check_image(msg, max_pixels)
         rgb = image_to_rgb8(msg)
     else:
-        rgb = compressed_to_rgb8(msg)
-        if rgb.shape[0] * rgb.shape[1] > max_pixels:
-            raise MalformedImageError(f"image of {rgb.shape[1]}x{rgb.shape[0]} pixels exceeds max_pixels={max_pixels}")
+        rgb = compressed_to_rgb8(msg, max_pixels)  # the size is checked from the header, before decoding
     return Frame(connection.topic, timestamp, msg.header, rgb)
 
 

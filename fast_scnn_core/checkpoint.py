@@ -1,20 +1,31 @@
 """Self-describing checkpoints: one file with the weights and everything needed to use them.
 
 Loading uses `torch.load(weights_only=True)`: a checkpoint can never execute code. Writes are
-atomic (temp file + rename), so a crash never leaves a half-written checkpoint.
+atomic (temp file + rename), so a crash never leaves a half-written checkpoint; a full disk or a
+read-only directory is a StorageError that says the previous file is intact.
+
+Every loaded payload is validated against one schema, `CheckpointMetadata` (types through
+`config.from_dict`, meaning in its `__post_init__`), and its weights must be finite: whatever the
+file holds, a user gets one line saying which file, which field and what was expected, never a
+traceback and never NaN labels from a damaged file.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import re
+import stat
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fast_scnn_core.atomic import atomic_path
-from fast_scnn_core.config import quick_start_hint
-from fast_scnn_core.errors import CheckpointError
-from fast_scnn_core.labels import ClassSet
+from fast_scnn_core.atomic import atomic_write_bytes
+from fast_scnn_core.config import from_dict, quick_start_hint
+from fast_scnn_core.errors import CheckpointError, ConfigError
+from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.model import ARCH_VERSION, AUX_PREFIXES, FastSCNN
 
 FORMAT_VERSION = 1
@@ -24,7 +35,77 @@ ARCHITECTURE = "fast_scnn"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_REQUIRED = ("format", "architecture", "arch_version", "num_classes", "classes", "mean", "std", "model")
+# What `fast-scnn train` stores in last.pt's training_state for an exact resume (best.pt has none).
+RESUME_KEYS = ("optimizer", "scaler", "best_miou", "history")
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+@dataclass
+class StoredClasses:
+    """`classes` of a checkpoint: ClassSet.to_dict()."""
+
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    categories: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for i, color in enumerate(self.colors):
+            if not all(0 <= v <= 255 for v in color):
+                raise ValueError(f"colors[{i}] {list(color)}: expected 0..255 RGB values")
+        ClassSet(tuple(self.names), tuple(self.colors), tuple(self.categories))  # unique names, matching counts
+
+
+@dataclass
+class CheckpointMetadata:
+    """The schema of a format-1 checkpoint: every key `save_checkpoint` writes, with its type and meaning."""
+
+    format: int
+    architecture: str
+    arch_version: int
+    num_classes: int
+    classes: StoredClasses
+    mean: tuple[float, float, float]  # on 0..1 pixel values
+    std: tuple[float, float, float]
+    model: dict[str, Any]  # state_dict: parameter name -> tensor
+    train_config: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    iteration: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_state: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = self.classes.names
+        if not (1 <= self.num_classes < IGNORE_INDEX and self.num_classes == len(names)):
+            raise ValueError(
+                f"num_classes {self.num_classes}: expected the number of class names ({len(names)}), "
+                f"1..{IGNORE_INDEX - 1}"
+            )
+        # The normalisation (x / 255 - mean) / std runs in float32: it must stay finite there.
+        scale = [1.0 / (255.0 * s) if s > 0 else math.inf for s in self.std]
+        if not all(math.isfinite(v) and abs(v) < 3e38 for v in (*self.mean, *self.std, *scale)):
+            raise ValueError(f"mean {list(self.mean)}, std {list(self.std)}: expected finite values, std > 0")
+        if min(self.epoch, self.iteration) < 0:
+            raise ValueError(f"epoch {self.epoch}, iteration {self.iteration}: expected >= 0")
+        for name, value in self.model.items():
+            if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+                raise ValueError(f"model[{_short(repr(name))}]: expected a tensor, got {type(value).__name__}")
+
+
+def _check_payload(payload: dict[str, Any], doing: str) -> None:
+    """The schema, then finite weights (one diverged weight makes every label 0); CheckpointError after `doing`."""
+    try:
+        from_dict(CheckpointMetadata, payload, "checkpoint")
+    except ConfigError as exc:
+        raise CheckpointError(f"{doing}: {_short(str(exc), 300)}") from None
+    for name, tensor in payload["model"].items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            nan = int(torch.isnan(tensor).sum())
+            inf = int(torch.isinf(tensor).sum())
+            raise CheckpointError(
+                f"{doing}: weight {name} holds {nan} NaN and {inf} inf value(s) of {tensor.numel()} "
+                "(training diverged or the file was altered); use an earlier checkpoint"
+            )
 
 
 def save_checkpoint(
@@ -63,40 +144,115 @@ def save_checkpoint(
         "metrics": metrics or {},
         "training_state": training_state or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate a checkpoint; never unpickles code (`weights_only=True`)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} does not exist. Train one with `fast-scnn train` ({quick_start_hint()})"
-        )
+    kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
+    _check_payload(payload, f"not saving {path} ({kept})")  # never write what loading would refuse
+    # Serialised in memory, then written by Python: a full disk is then an OSError with its errno
+    # (atomic_path says so in one line) rather than torch's "[enforce fail at inline_container.cc]".
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, resume: bool = False
+) -> dict[str, Any]:
+    """Load and validate a checkpoint; never unpickles code (`weights_only=True`).
+
+    `resume=True` also requires the training state an exact resume needs (last.pt has it, best.pt not).
+    """
+    path = Path(path)
+    _check_file(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise CheckpointError(f"cannot load checkpoint {path} safely (weights_only=True): {exc}") from None
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, KeyError... for bad files
+        raise _load_error(path, exc) from None
     if not isinstance(payload, dict):
-        raise CheckpointError(f"{path} is not a fast-scnn checkpoint (got {type(payload).__name__})")
-    missing = [k for k in _REQUIRED if k not in payload]
+        raise CheckpointError(f"{path} is not a fast-scnn checkpoint (it holds a {type(payload).__name__})")
+    required = [f.name for f in fields(CheckpointMetadata) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in payload]
     if missing:
         raise CheckpointError(f"{path} is not a fast-scnn checkpoint: missing {missing}")
     if payload["architecture"] != ARCHITECTURE:
-        raise CheckpointError(f"{path}: architecture {payload['architecture']!r}, expected {ARCHITECTURE!r}")
+        raise CheckpointError(
+            f"{path}: architecture {_short(repr(payload['architecture']))}, expected {ARCHITECTURE!r}"
+        )
+    version = payload["format"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: format {_short(repr(version))}, expected a format version (integer >= 1)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this release reads")
     if payload["arch_version"] != ARCH_VERSION:
         raise CheckpointError(
-            f"{path}: architecture version {payload['arch_version']}, this fast_scnn_core builds version "
+            f"{path}: architecture version {_short(repr(payload['arch_version']))}, this fast_scnn_core builds version "
             f"{ARCH_VERSION}; use the release that wrote it or retrain"
         )
-    if payload["format"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {payload['format']} is newer than this release reads")
+    _check_payload(payload, f"{path} is not a valid fast-scnn checkpoint")
+    if resume:
+        state = payload.get("training_state", {})
+        missing = [k for k in RESUME_KEYS if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"{path} holds no training state ({', '.join(missing)} missing): it is a best.pt or another "
+                "weights-only checkpoint, and resume needs the last.pt of the run (or start a new run)"
+            )
     return payload
 
 
+def _check_file(path: Path) -> None:
+    """Say what `path` is when it is not a checkpoint file: missing, a directory, a FIFO, a device, empty."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"checkpoint {path} does not exist. Train one with `fast-scnn train` ({quick_start_hint()})"
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        hint = " (a run directory? its checkpoints are last.pt and best.pt)" if (path / "last.pt").exists() else ""
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file{hint}")
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+        kind = next((name for test, name in kinds.items() if test(mode)), "a socket")
+        raise CheckpointError(f"checkpoint {path} is {kind}, not a file written by `fast-scnn train`")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy? Copy it again")
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if start != _ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file starts with "
+            f"{start.hex(' ')})"
+        )
+
+
+def _load_error(path: Path, exc: Exception) -> CheckpointError:
+    """One line for torch.load's failure, without its advice to load with weights_only=False (never do)."""
+    text = str(exc)
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return CheckpointError(
+            f"{path} refers to Python code ({unsafe[1]}), which safe loading refuses: a checkpoint holds only "
+            "tensors and plain values, so this file was not written by fast-scnn (or was altered); do not use it"
+        )
+    if "central directory" in text or isinstance(exc, EOFError):
+        return CheckpointError(f"{path} is truncated or damaged (incomplete zip archive); use another copy")
+    if isinstance(exc, OSError):
+        return CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}")
+    return CheckpointError(f"{path} is damaged or not a fast-scnn checkpoint ({type(exc).__name__} while reading it)")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """`text` (about a value read from a file) cut to `limit` characters: crafted files may hold megabytes."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def class_set_of(payload: dict[str, Any]) -> ClassSet:
-    """The ClassSet stored in a loaded checkpoint."""
+    """The ClassSet stored in a loaded (hence validated) checkpoint."""
     return ClassSet.from_dict(payload["classes"])
 
 

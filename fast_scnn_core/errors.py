@@ -19,3 +19,7 @@ class CheckpointError(FastSCNNError, ValueError):
 
 class InputError(FastSCNNError, ValueError):
     """An image or tensor given to the engine has the wrong type, shape or size."""
+
+
+class StorageError(FastSCNNError, OSError):
+    """A file could not be written (disk full, read-only, no permission); the previous version is intact."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,10 @@ from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint
-from fast_scnn_core.data.cityscapes import cityscapes_dataset
-from fast_scnn_core.data.dataset import SegmentationDataset
-from fast_scnn_core.data.folder import folder_dataset, load_classes
+from fast_scnn_core.data import BUILDERS, DataConfig, build_dataset
+from fast_scnn_core.data.dataset import SegmentationDataset, identity_lookup, read_class_ids, worker_error
 from fast_scnn_core.data.transforms import normalize
-from fast_scnn_core.errors import CheckpointError, ConfigError
+from fast_scnn_core.errors import CheckpointError, ConfigError, DataError
 from fast_scnn_core.inference import resolve_device
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 
@@ -105,21 +105,34 @@ def evaluate_model(
     model.eval()
     num_classes = dataset.classes.num_classes
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    for image, target in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        x = normalize(image, mean, std)
-        size = x.shape[-2:]
-        if input_scale != 1.0:
-            small = (max(1, round(size[0] * input_scale)), max(1, round(size[1] * input_scale)))
-            x = F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True)
-        logits = model(x)
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        confusion += confusion_matrix(logits.argmax(1), target, num_classes)
-    model.train(was_training)
+    try:
+        for image, target in tqdm(loader, desc="eval", disable=not progress, leave=False):
+            image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            x = normalize(image, mean, std)
+            size = x.shape[-2:]
+            if input_scale != 1.0:
+                small = (max(1, round(size[0] * input_scale)), max(1, round(size[1] * input_scale)))
+                x = F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True)
+            logits = model(x)
+            if logits.shape[-2:] != size:
+                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            confusion += confusion_matrix(logits.argmax(1), target, num_classes)
+    except DataError as exc:
+        raise worker_error(exc) from None
+    finally:
+        model.train(was_training)
     if world > 1:
         dist.all_reduce(confusion)
     return confusion
+
+
+def no_labelled_pixels(split: str) -> str:
+    """What a score over a split whose labels are all 255 means (Cityscapes withholds its test labels)."""
+    return (
+        f"the {split} split has no labelled pixels (every label is {IGNORE_INDEX}, as in Cityscapes' test split, "
+        "whose labels are withheld): no mIoU; score a split with labels (val), or submit test predictions "
+        "to the benchmark server"
+    )
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -157,10 +170,56 @@ def to_json(metrics: dict[str, Any]) -> str:
     return json.dumps(clean(metrics), indent=2) + "\n"
 
 
+def score_predictions(dataset: SegmentationDataset, folder: Path) -> torch.Tensor:
+    """Confusion matrix of saved predictions over `dataset`, found by name under `folder` (recursively).
+
+    For the image `<name>.<ext>`: `<name>_labels.png` holds class ids (`fast-scnn predict`), or
+    `<name>.png` holds ids like the dataset's label files (Cityscapes labelIds: `predict --label-ids`).
+    The search by name is cityscapesScripts': the layout under `folder` does not matter.
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.png")):
+        if path.name in found:
+            raise DataError(f"{folder}: two predictions named {path.name} ({found[path.name]} and {path})")
+        found[path.name] = path
+    if not found:
+        raise DataError(f"{folder}: no prediction PNGs; write them with `fast-scnn predict`")
+    num_classes = dataset.classes.num_classes
+    class_ids = identity_lookup(dataset.classes)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for pair in tqdm(dataset.pairs, desc="eval", leave=False):
+        name = pair.image.stem
+        if path := found.get(f"{name}_labels.png"):
+            pred = read_class_ids(path, class_ids, f"class ids 0..{num_classes - 1}")
+        elif path := found.get(f"{name}.png"):
+            pred = dataset.class_ids(path)
+        else:
+            raise DataError(f"{folder}: no prediction {name}_labels.png or {name}.png for {pair.image}")
+        target = dataset.class_ids(pair.label)
+        if pred.shape != target.shape:
+            raise DataError(
+                f"{path}: prediction is {pred.shape[1]}x{pred.shape[0]}, its label {pair.label} is "
+                f"{target.shape[1]}x{target.shape[0]}; expected the same size"
+            )
+        if (pred == IGNORE_INDEX).any():
+            raise DataError(
+                f"{path}: predicts classes that are not scored (ignored); expected one of the "
+                f"{num_classes} classes at every pixel"
+            )
+        confusion += confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), num_classes)
+    return confusion
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file (e.g. runs/x/best.pt)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint to run (e.g. runs/x/best.pt)")
+    parser.add_argument(
+        "--predictions",
+        default="",
+        help="score saved predictions instead of running a checkpoint: a folder of `fast-scnn predict` outputs "
+        "(<image name>_labels.png, or <image name>.png from --label-ids), searched recursively",
+    )
     parser.add_argument("--data", required=True, help="dataset root (Cityscapes layout or images/ + masks/)")
-    parser.add_argument("--format", choices=("cityscapes", "folder"), default="cityscapes", help="dataset layout")
+    parser.add_argument("--format", choices=tuple(BUILDERS), default="cityscapes", help="dataset layout")
     parser.add_argument("--split", default="val", help="split to score (default: val)")
     parser.add_argument("--classes", default="", help="folder format: class YAML (default: the checkpoint's classes)")
     parser.add_argument(
@@ -172,32 +231,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zero-skip", action="store_true", help="zero the skip connection (ablation, sec. 4.2)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--workers", type=int, default=2, help="data loading processes (default: 2)")
-    parser.add_argument("--out", default="", help="metrics JSON (default: <checkpoint>.eval-<split>.json)")
+    parser.add_argument(
+        "--out", default="", help="metrics JSON (default: <checkpoint or predictions>.eval-<split>.json)"
+    )
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_arguments(args: argparse.Namespace) -> None:
+    if not args.checkpoint and not args.predictions:
+        raise ConfigError("give --checkpoint (run a model) or --predictions (score saved predictions)")
     if not 0.0 < args.input_scale <= 4.0:
         raise ConfigError(f"--input-scale {args.input_scale}: expected a factor in (0, 4], e.g. 0.5 or 0.25")
-    payload = load_checkpoint(args.checkpoint)
-    classes = class_set_of(payload)
-    if args.format == "cityscapes":
-        dataset = cityscapes_dataset(args.data, [args.split])
-    else:
-        dataset = folder_dataset(args.data, args.split, load_classes(args.classes) if args.classes else classes)
-    if dataset.classes != classes:
+    if args.predictions and (args.input_scale != 1.0 or args.zero_skip):
+        raise ConfigError(
+            "--input-scale and --zero-skip change how a checkpoint runs; --predictions are scored as saved"
+        )
+
+
+def _dataset(args: argparse.Namespace, payload: dict[str, Any] | None) -> SegmentationDataset:
+    """The split to score, with the checkpoint's classes when there is one (and no --classes)."""
+    classes = class_set_of(payload) if payload else None
+    data = DataConfig(format=args.format, root=args.data, classes=args.classes)
+    dataset = build_dataset(data, [args.split], classes=None if args.classes else classes)
+    if classes is not None and dataset.classes != classes:
         raise CheckpointError(
             f"{args.checkpoint} was trained on {classes.num_classes} classes {list(classes.names)}, but the "
             f"dataset {args.data} uses {dataset.classes.num_classes} classes {list(dataset.classes.names)}"
         )
-    device = resolve_device(args.device)
-    model = build_model(payload).to(device)
-    model.zero_skip = args.zero_skip
-    confusion = evaluate_model(
-        model, dataset, device, tuple(payload["mean"]), tuple(payload["std"]), args.input_scale, args.workers, True
-    )
-    metrics = metrics_from_confusion(confusion, classes)
+    return dataset
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_arguments(args)
+    payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    dataset = _dataset(args, payload)
+    if args.predictions:
+        confusion = score_predictions(dataset, Path(args.predictions))
+    else:
+        device = resolve_device(args.device)
+        model = build_model(payload).to(device)
+        model.zero_skip = args.zero_skip
+        mean, std = tuple(payload["mean"]), tuple(payload["std"])
+        confusion = evaluate_model(model, dataset, device, mean, std, args.input_scale, args.workers, True)
+    metrics = metrics_from_confusion(confusion, dataset.classes)
+    scored = args.predictions or args.checkpoint
     metrics.update(
         checkpoint=str(args.checkpoint),
+        predictions=str(args.predictions),
         data=str(args.data),
         split=args.split,
         images=len(dataset),
@@ -205,11 +284,13 @@ def run(args: argparse.Namespace) -> int:
         zero_skip=args.zero_skip,
         confusion=confusion.cpu().tolist(),
     )
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".eval-{args.split}.json")
+    out = Path(args.out) if args.out else Path(scored.rstrip("/")).with_suffix(f".eval-{args.split}.json")
     atomic_write_text(out, to_json(metrics))
     scale = f", input scale {args.input_scale}" if args.input_scale != 1.0 else ""
     skip = ", skip connection zeroed" if args.zero_skip else ""
-    print(f"{args.checkpoint} on {args.data} {args.split} ({len(dataset)} images{scale}{skip})")
+    print(f"{scored} on {args.data} {args.split} ({len(dataset)} images{scale}{skip})")
     print(format_table(metrics))
+    if not metrics["pixels"]:
+        print(f"fast-scnn eval: {no_labelled_pixels(args.split)}", file=sys.stderr)
     print(f"wrote {out}")
     return 0

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fast_scnn_core.atomic import atomic_path
+from fast_scnn_core.atomic import atomic_write_bytes
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
 from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.fuse import fold_batchnorm
@@ -137,7 +137,8 @@ def onnx_bytes(graph: nn.Module, exporter: Exporter = "legacy", opset: int = OPS
             return buffer.getvalue()
         if exporter == "dynamo":
             # Dim.DYNAMIC lets torch.export derive the valid range (sizes below 33 pixels are specialised away).
-            shapes = {"image": dict.fromkeys(axes["image"], torch.export.Dim.DYNAMIC)}
+            # Given by position: the ONNX input is named "image" but FastSCNN.forward's argument is `x`.
+            shapes = (dict.fromkeys(axes[inputs[0]], torch.export.Dim.DYNAMIC),)
             example = torch.cat([example, example])  # batch 1 would be specialised to a constant
             program = torch.onnx.export(
                 graph,
@@ -234,13 +235,13 @@ def run(args: argparse.Namespace) -> int:
         data = onnx_bytes(graph, args.exporter, args.opset)
         report = check_export(graph, lambda x: _run_onnx(data, x))
         data = _with_metadata(data, payload, args.graph, args.mode)
-        with atomic_path(out) as tmp:
-            tmp.write_bytes(data)
     else:
         module = torchscript(graph)
         report = check_export(graph, lambda x: _run_torchscript(module, x))
-        with atomic_path(out) as tmp:
-            torch.jit.save(module, str(tmp))
+        buffer = io.BytesIO()  # written by Python, so a full disk is an OSError that atomic_write_bytes reports
+        torch.jit.save(module, buffer)
+        data = buffer.getvalue()
+    atomic_write_bytes(out, data)
     print(f"wrote {out} ({args.format}, graph={args.graph}, mode={args.mode}); check against PyTorch: {report}")
     return 0
 

@@ -9,19 +9,39 @@ Reading returns views over the message buffer wherever the encoding allows (np.f
 `msg.data`, row padding sliced away, byte order from `is_bigendian`); only colour conversions that
 must compute (YUV 4:2:2, Bayer, 16 -> 8 bit) allocate. Writing produces the fields of a message
 (`image_fields`, `compress_rgb8`); building the message object is left to the ROS side.
+
+Limits (`fast_scnn_core.limits`): every image read here has sides of 1..MAX_SIDE pixels and, when the
+caller passes `max_pixels`, at most that many; both are checked from the message's fields or, for a
+CompressedImage, from the JPEG/PNG header, before any buffer proportional to the size is allocated.
+A message that breaks a limit or contradicts itself raises an ImageConversionError (an InputError,
+a ValueError) whose message names the field; nothing else escapes for any content of the fields.
+
+CompressedImage: the bytes decide, as image_transport's compressed subscriber does (it calls
+cv::imdecode and never compares the `format` string with the data): a JPEG labelled "png" decodes
+as JPEG. Drivers and old bags mislabel or leave `format` empty, and refusing them would drop good
+frames while the checks that matter (size from the header, strict decoding) come from the bytes
+themselves. A `format` naming something else (compressedDepth, tiff) is still refused, and so are
+bytes that are neither JPEG nor PNG. JPEG is decoded by libjpeg-turbo through simplejpeg in strict
+mode: corrupt entropy-coded data (garbage mid-stream, a truncated file), which OpenCV decodes into
+smeared blocks with only a warning on stderr, raises CorruptCompressedImageError, so the frame is a
+counted bad message instead of wrong labels. PNG is decoded by OpenCV (libpng checks every chunk's
+CRC and fails on corruption).
 """
 
 from __future__ import annotations
 
 import re
+import struct
 import sys
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from fast_scnn_core.errors import InputError
+from fast_scnn_core.limits import size_problem
 
 
 class ImageLike(Protocol):
@@ -109,10 +129,9 @@ def pixel_layout(encoding: str) -> tuple[np.dtype, int]:
 def check_image(msg: ImageLike, max_pixels: int | None = None) -> None:
     """Validate an Image's fields without touching its pixels (cheap enough for a subscription callback)."""
     dtype, channels = pixel_layout(msg.encoding)
-    if msg.width == 0 or msg.height == 0:
-        raise MalformedImageError(f"empty image: {msg.width}x{msg.height}")
-    if max_pixels is not None and msg.width * msg.height > max_pixels:
-        raise MalformedImageError(f"image of {msg.width}x{msg.height} pixels exceeds max_pixels={max_pixels}")
+    problem = size_problem(msg.width, msg.height, max_pixels)
+    if problem:
+        raise MalformedImageError(problem)
     bayer = msg.encoding.startswith("bayer_")
     if (bayer or msg.encoding.startswith("yuv422")) and (msg.width % 2 or (bayer and msg.height % 2)):
         raise MalformedImageError(
@@ -213,21 +232,80 @@ def image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
     )
 
 
-def compressed_to_rgb8(msg: CompressedImageLike) -> np.ndarray:
-    """Decode a jpeg/png CompressedImage (as image_transport's compressed plugin sends it) to (H, W, 3) RGB."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI = b"\xff\xd8"  # start-of-image marker
+
+
+@dataclass(frozen=True)
+class CompressedHeader:
+    """What a CompressedImage's header says: the codec its bytes are in and the image's size."""
+
+    codec: Literal["jpeg", "png"]
+    width: int
+    height: int
+
+
+def check_compressed_image(msg: CompressedImageLike, max_pixels: int | None = None) -> CompressedHeader:
+    """Codec and size from the JPEG/PNG header, checked against the limits, without decoding (microseconds).
+
+    The PNG size is IHDR's, which the PNG specification places first; the JPEG size is read by
+    libjpeg-turbo's own header parser (simplejpeg.decode_jpeg_header).
+    """
     fmt = msg.format.lower()
     if "compresseddepth" in fmt:
         raise UnsupportedEncodingError(f"CompressedImage format {msg.format!r}: depth images are not supported")
     if fmt and not any(name in fmt for name in ("jpeg", "jpg", "png")):
         raise UnsupportedEncodingError(f"CompressedImage format {msg.format!r}: expected jpeg or png")
-    if len(msg.data) == 0:
+    data = _buffer(msg.data)
+    if len(data) == 0:
         raise MalformedImageError("CompressedImage with empty data")
-    bgr = cv2.imdecode(_buffer(msg.data), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise CorruptCompressedImageError(
-            f"CompressedImage ({msg.format or 'no format'}, {len(msg.data)} bytes) does not decode as jpeg or png"
+    start = data[:24].tobytes()
+    if start.startswith(_PNG_SIGNATURE):
+        # signature (8 bytes), chunk length (4), b"IHDR" (4), width (4), height (4), big-endian
+        if len(start) < 24 or start[12:16] != b"IHDR":
+            raise CorruptCompressedImageError(f"PNG CompressedImage ({len(data)} bytes) without an IHDR header")
+        width, height = struct.unpack(">II", start[16:24])
+        header = CompressedHeader("png", width, height)
+    elif start.startswith(_JPEG_SOI):
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError as exc:
+            raise CorruptCompressedImageError(
+                f"JPEG CompressedImage ({len(data)} bytes) has no readable header: {exc}"
+            ) from None
+        header = CompressedHeader("jpeg", width, height)
+    else:
+        raise UnsupportedEncodingError(
+            f"CompressedImage ({msg.format or 'no format'}, {len(data)} bytes) is neither JPEG nor PNG: "
+            f"it starts with {start[:8].hex(' ')}"
         )
-    return bgr[:, :, ::-1]
+    problem = size_problem(header.width, header.height, max_pixels)
+    if problem:
+        raise MalformedImageError(f"{header.codec.upper()} CompressedImage: {problem}")
+    return header
+
+
+def compressed_to_rgb8(msg: CompressedImageLike, max_pixels: int | None = None) -> np.ndarray:
+    """Decode a jpeg/png CompressedImage (as image_transport's compressed plugin sends it) to (H, W, 3) RGB.
+
+    The size is checked from the header first (`check_compressed_image`); a corrupt JPEG is refused
+    (strict decoding), not labelled.
+    """
+    header = check_compressed_image(msg, max_pixels)
+    data = _buffer(msg.data)
+    if header.codec == "jpeg":
+        try:
+            rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        except ValueError as exc:
+            raise CorruptCompressedImageError(
+                f"JPEG CompressedImage ({len(data)} bytes) does not decode cleanly: {exc}"
+            ) from None
+    else:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None or bgr.size == 0:
+            raise CorruptCompressedImageError(f"PNG CompressedImage ({len(data)} bytes) does not decode")
+        rgb = bgr[:, :, ::-1]
+    return rgb
 
 
 def compress_rgb8(rgb: np.ndarray, fmt: str = "jpeg") -> tuple[str, np.ndarray]:

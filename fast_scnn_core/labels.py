@@ -141,6 +141,15 @@ def cityscapes_id_to_train_id() -> np.ndarray:
     return table
 
 
+def cityscapes_train_id_to_id() -> np.ndarray:
+    """(256,) uint8 lookup table: trainId -> Cityscapes labelId, what the benchmark server scores (255 -> 0)."""
+    table = np.zeros(256, dtype=np.uint8)
+    for lab in CITYSCAPES_LABELS:
+        if lab.train_id != IGNORE_INDEX:
+            table[lab.train_id] = lab.id
+    return table
+
+
 def load_class_set(path: str | Path) -> ClassSet:
     """Load a class definition YAML: `classes: [{name: road, color: [128, 64, 128], category: flat}, ...]`.
 

@@ -234,9 +234,10 @@ class AuxHead(nn.Module):
 class FastSCNN(nn.Module):
     """Fast-SCNN for `num_classes` classes; input is a normalised float image batch (N, 3, H, W).
 
-    Output by `mode`: `logits` (N, C, H, W), `prob` softmax (N, C, H, W) or `cls` argmax labels
-    (N, H, W, int64), always at the input's H and W. In training mode with `aux=True` the
-    forward returns `(logits, aux_downsample, aux_global)`, all at input size.
+    One return type per mode, as torchvision's segmentation models: in training mode a dict of
+    logits at the input's H and W, `{"out", "aux_downsample", "aux_global"}` (the auxiliary heads'
+    only with `aux=True`); in eval mode one tensor chosen by `mode`: `logits` (N, C, H, W), `prob`
+    softmax (N, C, H, W) or `cls` argmax labels (N, H, W, int64), at the input's H and W.
     """
 
     def __init__(
@@ -293,16 +294,19 @@ class FastSCNN(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         size = x.shape[-2:]
         high = self.learning_to_downsample(x)
         low = self.global_feature_extractor(high)
         logits = self.classifier(self.feature_fusion(high, low))
+        if self.training:
+            outputs = {"out": logits}
+            if self.aux_downsample is not None:
+                outputs.update(aux_downsample=self.aux_downsample(high), aux_global=self.aux_global(low))
+            return {
+                name: F.interpolate(o, size=size, mode="bilinear", align_corners=False) for name, o in outputs.items()
+            }
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        if self.training and self.aux_downsample is not None:
-            aux1 = F.interpolate(self.aux_downsample(high), size=size, mode="bilinear", align_corners=False)
-            aux2 = F.interpolate(self.aux_global(low), size=size, mode="bilinear", align_corners=False)
-            return logits, aux1, aux2
         if self._mode == "prob":
             return logits.softmax(dim=1)
         if self._mode == "cls":

@@ -1,9 +1,13 @@
 """`fast-scnn predict`: segment an image, a folder of images or a video into PNGs.
 
 For every image (or video frame) it writes, as asked by `--outputs`:
-  `<name>_labels.png`  8-bit single channel, one class id per pixel (what `fast-scnn eval` reads);
+  `<name>_labels.png`  8-bit single channel, one class id per pixel (`fast-scnn eval --predictions` reads it);
   `<name>_color.png`   the labels in the checkpoint's class colours;
   `<name>_overlay.png` the colours blended over the image (`--alpha`).
+With `--label-ids` (a Cityscapes benchmark submission) it writes only `<name>.png`, the Cityscapes
+labelIds of the 19 classes, named like the input (`<city>_<seq>_<frame>_leftImg8bit.png`): the
+benchmark server and cityscapesScripts' evaluation find a prediction by `<city>_<seq>_<frame>*.png`
+and take exactly one per image, so no other PNG is written beside it.
 A folder is walked recursively and its layout kept under `--out`; a video's frames go to
 `<out>/<video name>/<frame:06d>_*.png`. Nothing is overwritten without `--overwrite`, and every
 file is written atomically (complete or absent).
@@ -20,14 +24,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_bytes
+from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from fast_scnn_core.errors import DataError, FastSCNNError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
 from fast_scnn_core.visualize import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 OUTPUTS = ("labels", "color", "overlay")
+LABEL_IDS = "label_ids"  # the --label-ids output: Cityscapes labelIds named like the input image
+TRAIN_ID_TO_ID = cityscapes_train_id_to_id()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by `fast-scnn train`")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
-        "--outputs", default="labels,color,overlay", help=f"comma-separated subset of {','.join(OUTPUTS)}"
+        "--outputs", default=None, help=f"comma-separated subset of {','.join(OUTPUTS)} (default: all three)"
+    )
+    parser.add_argument(
+        "--label-ids",
+        action="store_true",
+        help="Cityscapes benchmark submission: only <name>.png holding Cityscapes labelIds, named like the input "
+        "image, as the server and cityscapesScripts' evaluation read them (a checkpoint of the 19 Cityscapes classes)",
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -65,7 +78,12 @@ def engine_config(args: argparse.Namespace) -> InferenceConfig:
     )
 
 
-def _outputs(text: str) -> tuple[str, ...]:
+def _outputs(text: str | None, label_ids: bool) -> tuple[str, ...]:
+    if label_ids:
+        if text is not None:
+            raise FastSCNNError("--label-ids writes only the labelIds PNGs (one prediction per image); drop --outputs")
+        return (LABEL_IDS,)
+    text = ",".join(OUTPUTS) if text is None else text
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in chosen if name not in OUTPUTS]
     if unknown or not chosen:
@@ -74,7 +92,7 @@ def _outputs(text: str) -> tuple[str, ...]:
 
 
 def _targets(stem: Path, outputs: tuple[str, ...]) -> dict[str, Path]:
-    return {name: stem.with_name(f"{stem.name}_{name}.png") for name in outputs}
+    return {name: stem.with_name(stem.name + (".png" if name == LABEL_IDS else f"_{name}.png")) for name in outputs}
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -102,6 +120,8 @@ def _write(rgb: np.ndarray, labels: np.ndarray, targets: dict[str, Path], palett
     for name, path in targets.items():
         if name == "labels":
             picture = labels
+        elif name == LABEL_IDS:
+            picture = TRAIN_ID_TO_ID[labels]
         elif name == "color":
             picture = colorize(labels, palette)
         else:
@@ -137,10 +157,13 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"input {source} does not exist")
     if not 0.0 <= args.alpha <= 1.0:
         raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
-    outputs = _outputs(args.outputs)
+    outputs = _outputs(args.outputs, args.label_ids)
     out = Path(args.out)
+    remove_stale_temporaries(out)  # left by a killed run's writes
     config = engine_config(args)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        if args.label_ids:
+            raise FastSCNNError("--label-ids writes Cityscapes submissions from images; extract the frames first")
         return _predict_video(source, out, outputs, config, args)
     images = _images(source)
     if not images:
@@ -149,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(image, _targets(out / image.relative_to(base).with_suffix(""), outputs)) for image in images]
     _refuse_existing([path for _, targets in jobs for path in targets.values()], args.overwrite)
     segmenter = Segmenter.from_checkpoint(args.checkpoint, config)
+    if args.label_ids and segmenter.classes != CITYSCAPES:
+        raise FastSCNNError(
+            f"--label-ids maps the 19 Cityscapes classes to labelIds, but {args.checkpoint} predicts "
+            f"{segmenter.classes.num_classes} classes {list(segmenter.classes.names)[:4]}...; use --outputs labels"
+        )
     palette = segmenter.classes.palette()
     failed = 0
     for image_path, targets in tqdm(jobs, desc="predict", unit="image", disable=len(jobs) < 2):

@@ -8,10 +8,16 @@ convolutions, BatchNorm and biases, cross-entropy ignoring 255, auxiliary losses
 augmentation (data/transforms.py). Mixed precision on CUDA; DistributedDataParallel when started
 by torchrun (nccl on CUDA, gloo on CPU), SyncBatchNorm optional.
 
+Read it top to bottom like torchvision's references/segmentation/train.py: the recipe's pieces,
+the checks made before anything is written, `RunState` (what last.pt holds, and `save()`), then
+`train` -> `fit` -> `train_one_epoch` and `evaluate`. The loss is summed on the device and read
+(one GPU sync; under DDP one all_reduce, which also carries the stop flag) only every `log_every`
+iterations, at an epoch's end and before a save, as nanoGPT reads `loss.item()` only when it logs.
+
 The run directory holds config.yaml, last.pt and best.pt (atomic, self-describing checkpoints),
 metrics.json, tensorboard/ and plots/. Resume is exact: the sampler order and each sample's
 augmentation are functions of (seed, epoch, index) and dropout's generator is reseeded from
-(seed, rank, iteration), so `last.pt` only needs weights, optimizer, scaler, iteration and history.
+(seed, rank, iteration), so `last.pt` only needs weights, optimizer, scaler, counters and history.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,36 +43,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from fast_scnn_core.atomic import atomic_write_text
+from fast_scnn_core.atomic import atomic_write_text, remove_stale_temporaries
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.config import load_config, to_dict
-from fast_scnn_core.data.cityscapes import cityscapes_dataset
-from fast_scnn_core.data.dataset import SegmentationDataset
-from fast_scnn_core.data.folder import folder_dataset, load_classes
+from fast_scnn_core.data import DataConfig, build_dataset
+from fast_scnn_core.data.dataset import SegmentationDataset, worker_error
 from fast_scnn_core.data.transforms import normalize, train_transform
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError, FastSCNNError
-from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, to_json
+from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
 from fast_scnn_core.inference import resolve_device
-from fast_scnn_core.labels import IGNORE_INDEX
+from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.model import FastSCNN
-
-
-@dataclass
-class DataConfig:
-    """Where the data is and how it is augmented (documented in config/train_cityscapes.yaml)."""
-
-    format: Literal["cityscapes", "folder"] = "cityscapes"
-    root: str = "data/cityscapes"
-    train_splits: tuple[str, ...] = ("train",)
-    val_split: str = "val"
-    train_annotation: Literal["gtFine", "gtCoarse"] = "gtFine"
-    classes: str = ""
-    crop_size: tuple[int, int] = (1024, 1024)
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    hflip: float = 0.5
-    brightness: float = 0.2
-    channel_noise: int = 20
-    workers: int = 4
 
 
 @dataclass
@@ -137,53 +125,76 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def segmentation_loss(
-    outputs: torch.Tensor | tuple[torch.Tensor, ...], target: torch.Tensor, aux_weight: float = 0.4
-) -> torch.Tensor:
-    """Cross-entropy (ignore 255) of the main logits + aux_weight x each auxiliary head's."""
-    if isinstance(outputs, torch.Tensor):
-        outputs = (outputs,)
-    main, *aux = outputs
-    loss = F.cross_entropy(main, target, ignore_index=IGNORE_INDEX)
-    for logits in aux:
-        loss = loss + aux_weight * F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
-    return loss
+def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4) -> torch.Tensor:
+    """Cross-entropy (ignore 255) of the model's `out` logits + aux_weight x that of each auxiliary head.
+
+    Averaged over the labelled pixels, as F.cross_entropy's mean; a batch without any (all 255, common
+    with coarse labels and small per-process batches) gives 0 and no gradient instead of 0/0 = NaN.
+    """
+    labelled = (target != IGNORE_INDEX).sum().clamp(min=1)
+    losses = {
+        name: F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="sum") / labelled
+        for name, logits in outputs.items()
+    }
+    return losses.pop("out") + aux_weight * sum(losses.values())
 
 
 def build_datasets(config: TrainConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
     """Training set (augmented) and validation set (full images) of the configured layout."""
     data = config.data
     transform = train_transform(data.crop_size, data.scale_range, data.hflip, data.brightness, data.channel_noise)
-    if data.format == "cityscapes":
-        train_set = cityscapes_dataset(data.root, data.train_splits, data.train_annotation, transform, config.seed)
-        val_set = cityscapes_dataset(data.root, [data.val_split])
-    else:
-        classes = load_classes(data.classes)
-        train_sets = [folder_dataset(data.root, split, classes, transform, config.seed) for split in data.train_splits]
-        train_set = train_sets[0]
-        train_set.pairs = [pair for s in train_sets for pair in s.pairs]
-        val_set = folder_dataset(data.root, data.val_split, classes)
-    return train_set, val_set
+    train_set = build_dataset(
+        data, data.train_splits, annotation=data.train_annotation, transform=transform, seed=config.seed
+    )
+    return train_set, build_dataset(data, [data.val_split], classes=train_set.classes)
 
 
 # ---------------------------------------------------------------------------------------------
-# Run directory, distributed setup, signals.
+# Run directory, distributed setup, signals: settled before anything is written.
+
+
+# What a run writes before its first checkpoint: a run_dir holding only these has nothing to protect.
+BEFORE_FIRST_CHECKPOINT = ("config.yaml", "tensorboard", "plots", "metrics.json")
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Never overwrite a run: a non-empty run_dir needs resume=true, resume needs last.pt."""
+    """Never overwrite a run: a run_dir with last.pt needs resume=true, resume needs last.pt, other files stay.
+
+    A run_dir holding only what a run writes before its first checkpoint (a run stopped by a data
+    error at its first iteration, say) is started again.
+    """
     has_checkpoint = (run_dir / "last.pt").is_file()
     if resume and not has_checkpoint:
         raise ConfigError(f"resume=true but {run_dir / 'last.pt'} does not exist; check run_dir=")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
-        if has_checkpoint:
-            raise ConfigError(
-                f"run_dir {run_dir} already holds a run; continue it with resume=true or choose another run_dir=..."
-            )
+    if resume or not run_dir.exists():
+        return
+    if has_checkpoint:
         raise ConfigError(
-            f"run_dir {run_dir} is not empty but holds no last.pt (a run stopped before its first checkpoint, "
-            "or other files); remove it or choose another run_dir=..."
+            f"run_dir {run_dir} already holds a run; continue it with resume=true or choose another run_dir=..."
         )
+    # Temporary files of interrupted atomic writes (.<name>.<random>.tmp...) are no one's work.
+    others = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if p.name not in BEFORE_FIRST_CHECKPOINT and not (p.name.startswith(".") and ".tmp" in p.name)
+    )
+    if others:
+        raise ConfigError(
+            f"run_dir {run_dir} holds files that no run wrote ({', '.join(others[:3])}); "
+            "choose another run_dir=... (a run never writes into them)"
+        )
+
+
+def clear_run_without_checkpoint(run_dir: Path) -> None:
+    """Remove what a run that stopped before its first checkpoint left, so its logs do not mix with the new run's."""
+    left = [run_dir / name for name in BEFORE_FIRST_CHECKPOINT if (run_dir / name).exists()]
+    if left:
+        print(f"run_dir {run_dir} holds a run stopped before its first checkpoint: starting it again", file=sys.stderr)
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @dataclass
@@ -211,8 +222,39 @@ def setup_distributed(device_name: str) -> Distributed:
     return Distributed(device, dist.get_rank(), world_size)
 
 
+def per_process_batch(config: TrainConfig, env: Distributed) -> int:
+    """Each process's share of batch_size, refused at start when BatchNorm could not train on it.
+
+    In training, BatchNorm normalises each channel over the batch; after the pyramid pooling's 1x1
+    bin that is one value per image, so one image per process leaves nothing to normalise over
+    (torch raises at the first iteration). SyncBatchNorm pools the statistics of all processes,
+    which makes one image per process valid when there are several; torch implements it on CUDA only.
+    """
+    world = env.world_size
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {world} processes")
+    batch = config.batch_size // world
+    if config.sync_bn and env.device.type != "cuda":
+        raise ConfigError(
+            f"sync_bn=true needs CUDA devices (torch's SyncBatchNorm has no CPU implementation); on {env.device} "
+            f"use sync_bn=false with at least 2 images per process (batch_size>={2 * world})"
+        )
+    if batch > 1 or (config.sync_bn and world > 1):
+        return batch
+    if world == 1:
+        raise ConfigError(
+            "batch_size=1: BatchNorm cannot train on one image (after the pyramid pooling's 1x1 bin it sees one "
+            "value per channel); use batch_size>=2 (the paper's is 12)"
+        )
+    raise ConfigError(
+        f"batch_size={config.batch_size} over {world} processes is 1 image per process, and BatchNorm cannot train "
+        f"on one image (one value per channel after the pyramid pooling's 1x1 bin); add sync_bn=true "
+        f"(SyncBatchNorm pools the statistics of all {world} processes) or use batch_size>={2 * world}"
+    )
+
+
 class StopSignal:
-    """SIGTERM/SIGINT set a flag; the loop finishes its iteration, saves `last.pt` and exits."""
+    """SIGTERM/SIGINT set a flag; the loop reads it with the loss, saves `last.pt` and exits."""
 
     def __init__(self) -> None:
         self.signum = 0
@@ -237,16 +279,155 @@ def _worker_init(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_error(exc: DataError) -> DataError:
-    """A DataError raised in a DataLoader worker, without the worker's traceback around its message."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else str(exc)
-    prefix = f"{DataError.__module__}.{DataError.__name__}: "
-    return DataError(last[len(prefix) :] if last.startswith(prefix) else last)
+# ---------------------------------------------------------------------------------------------
+# The run state: what last.pt holds, and save().
+
+
+@dataclass
+class RunState:
+    """Weights, optimizer, scaler, counters and history: what last.pt holds; `save()` writes it.
+
+    Every process keeps the same state (DDP keeps the weights equal); only the main one writes.
+    """
+
+    config: TrainConfig
+    classes: ClassSet
+    model: FastSCNN
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    main: bool = True
+    iteration: int = 0
+    epoch: int = 0  # epochs whose end (validation when due, save) is done
+    best_miou: float = -1.0  # -1: no validation scored yet
+    history: dict[str, list] = field(default_factory=lambda: {"train": [], "val": []})
+    saved_iteration: int | None = None  # the iteration last.pt on disk holds
+
+    @classmethod
+    def create(cls, config: TrainConfig, classes: ClassSet, env: Distributed) -> RunState:
+        """Seeded initial weights, SGD with the paper's parameter groups, a GradScaler (AMP on CUDA only)."""
+        torch.manual_seed(config.seed)
+        model = FastSCNN(classes.num_classes, aux=True, dropout=config.dropout)
+        if config.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(env.device)
+        optimizer = torch.optim.SGD(
+            parameter_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=config.amp and env.device.type == "cuda")
+        return cls(config, classes, model, optimizer, scaler, env.main)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.run_dir)
+
+    def load(self) -> dict[str, Any]:
+        """Continue from run_dir/last.pt exactly where it stood; returns the options it was trained with."""
+        path = self.run_dir / "last.pt"
+        payload = load_checkpoint(path, map_location="cpu", resume=True)
+        if class_set_of(payload) != self.classes:
+            raise CheckpointError(
+                f"{path} was trained on classes {list(class_set_of(payload).names)}, "
+                f"the configured data has {list(self.classes.names)}"
+            )
+        state = payload["training_state"]
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration = self.saved_iteration = payload["iteration"]
+        self.epoch = payload["epoch"]
+        self.best_miou, self.history = state["best_miou"], state["history"]
+        return payload["train_config"]
+
+    def check_finite(self) -> None:
+        """Stop the run (see `diverged`) when a weight or BatchNorm statistic holds NaN or infinity."""
+        tensors = {name: t for name, t in self.model.state_dict().items() if t.is_floating_point()}
+        finite = torch.stack([t.isfinite().all() for t in tensors.values()]).tolist()  # one GPU sync
+        if not all(finite):
+            name = next(name for name, ok in zip(tensors, finite, strict=True) if not ok)
+            raise self.diverged(f"the weights became non-finite ({name}) by iteration {self.iteration}")
+
+    def save(self, metrics: dict[str, Any] | None = None, best: bool = False) -> None:
+        """Write last.pt (and best.pt when `best`) atomically; refuses weights that are not finite."""
+        self.check_finite()
+        if self.main:
+            training_state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "best_miou": self.best_miou,
+                "history": self.history,
+            }
+            common = dict(
+                mean=self.config.mean,
+                std=self.config.std,
+                train_config=to_dict(self.config),
+                epoch=self.epoch,
+                iteration=self.iteration,
+                metrics=metrics,
+            )
+            save_checkpoint(self.run_dir / "last.pt", self.model, self.classes, training_state=training_state, **common)
+            if best:
+                save_checkpoint(self.run_dir / "best.pt", self.model, self.classes, **common)
+        self.saved_iteration = self.iteration
+
+    def diverged(self, what: str) -> FastSCNNError:
+        """The error that stops a run whose loss or weights became NaN or infinite; nothing of it is saved."""
+        saved = "no checkpoint was saved yet"
+        if self.saved_iteration is not None:
+            saved = f"{self.run_dir / 'last.pt'} holds iteration {self.saved_iteration}"
+        return FastSCNNError(
+            f"{what}; stopped without saving these weights ({saved}). Lower lr= (now {self.config.lr}) "
+            "or check the data, then start again or resume=true"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # The training loop.
+
+
+class LossMeter:
+    """The training loss summed on the device since the last log; `read()` is the loop's only GPU sync."""
+
+    def __init__(self, device: torch.device, iteration: int) -> None:
+        self.sums = torch.zeros(2, device=device)  # loss, batches without labelled pixels
+        self.batches = 0
+        self.finite_until = iteration  # the last iteration whose loss was read and finite
+
+    def add(self, loss: torch.Tensor, target: torch.Tensor) -> None:
+        self.sums += torch.stack([loss.detach().float(), (target == IGNORE_INDEX).all().float()])
+        self.batches += 1
+
+    def read(self, stop_signum: int, env: Distributed) -> tuple[float, int, int, bool]:
+        """Over all processes since the last reset: (loss sum, batches, batches without labels, stop asked)."""
+        stop = torch.tensor([float(stop_signum)], device=self.sums.device)
+        status = torch.cat([self.sums, stop])
+        if env.world_size > 1:
+            dist.all_reduce(status)
+        total, empty, stopping = status.tolist()
+        return total, self.batches * env.world_size, int(empty), stopping > 0
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.batches = 0
+
+
+@dataclass
+class Loop:
+    """This invocation's side of a run, never saved: network, data, schedule, stop flag, loss sums, logs."""
+
+    env: Distributed
+    net: nn.Module  # the model, wrapped in DistributedDataParallel under torchrun
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset
+    sampler: DistributedSampler
+    batch: int  # per process
+    iters_per_epoch: int
+    total: int
+    stop_at: int
+    stop: StopSignal
+    meter: LossMeter
+    progress: tqdm
+    writer: Any  # TensorBoard SummaryWriter on the main process, else None
+    started: float = field(default_factory=time.monotonic)
 
 
 def train(config: TrainConfig) -> int:
@@ -255,24 +436,22 @@ def train(config: TrainConfig) -> int:
     env = setup_distributed(config.device)
     try:
         # Every process checks before any writes (the barrier), so none sees another's files.
+        batch = per_process_batch(config, env)
+        remove_stale_temporaries(run_dir)  # left by a write that was killed (SIGKILL, power loss)
         check_run_dir(run_dir, config.resume)
         train_set, val_set = build_datasets(config)  # checks the data before anything is written
         if env.world_size > 1:
             dist.barrier()
-        return _train(config, run_dir, train_set, val_set, env)
+        return fit(config, train_set, val_set, env, batch)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(
-    config: TrainConfig, run_dir: Path, train_set: SegmentationDataset, val_set: SegmentationDataset, env: Distributed
+def fit(
+    config: TrainConfig, train_set: SegmentationDataset, val_set: SegmentationDataset, env: Distributed, batch: int
 ) -> int:
-    classes = train_set.classes
-    device = env.device
-    if config.batch_size % env.world_size:
-        raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {env.world_size} processes")
-    batch = config.batch_size // env.world_size
+    """Build the run state (fresh, or from last.pt) and this invocation's loop, then run the epochs."""
     sampler = DistributedSampler(train_set, env.world_size, env.rank, shuffle=True, seed=config.seed, drop_last=True)
     iters_per_epoch = len(sampler) // batch
     if iters_per_epoch == 0:
@@ -280,176 +459,214 @@ def _train(
             f"{config.data.root}: {len(train_set)} training images give no full batch of {batch} per process; "
             "lower batch_size or add images"
         )
-    total = config.epochs * iters_per_epoch
-
-    torch.manual_seed(config.seed)  # the initial weights
-    model: nn.Module = FastSCNN(classes.num_classes, aux=True, dropout=config.dropout)
-    if config.sync_bn:
-        if device.type != "cuda":
-            raise ConfigError("sync_bn=true needs CUDA devices (SyncBatchNorm has no CPU implementation)")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
-    optimizer = torch.optim.SGD(parameter_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history: dict[str, Any] = {"train": [], "val": []}
-    iteration, best_miou = 0, -1.0
-
+    state = RunState.create(config, train_set.classes, env)
     if config.resume:
-        payload = load_checkpoint(run_dir / "last.pt", map_location="cpu")
-        if class_set_of(payload) != classes:
-            raise CheckpointError(
-                f"{run_dir / 'last.pt'} was trained on classes {list(class_set_of(payload).names)}, "
-                f"the configured data has {list(classes.names)}"
-            )
-        state = payload["training_state"]
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        iteration, best_miou, history = payload["iteration"], state["best_miou"], state["history"]
-        _warn_config_changes(payload["train_config"], config, env)
+        _warn_config_changes(state.load(), config, env)
     elif env.main:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-
-    net: nn.Module = model
+        clear_run_without_checkpoint(state.run_dir)
+        atomic_write_text(state.run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    net = state.model
     if env.world_size > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    writer = _summary_writer(run_dir) if env.main else None
-
-    def save(epoch: int, metrics: dict[str, Any] | None = None, best: bool = False) -> None:
-        if not env.main:
-            return
-        training_state = {
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "best_miou": best_miou,
-            "history": history,
-        }
-        common = dict(mean=config.mean, std=config.std, train_config=to_dict(config), epoch=epoch, iteration=iteration)
-        save_checkpoint(run_dir / "last.pt", model, classes, metrics=metrics, training_state=training_state, **common)
-        if best:
-            save_checkpoint(run_dir / "best.pt", model, classes, metrics=metrics, **common)
-
-    def stop_now(epoch: int, signum: int, saved: bool = False) -> int:
-        """Save last.pt and say how to continue; exit status 128 + signal, or 0 for stop_after."""
-        if not saved:
-            save(epoch)
-        reason = signal.Signals(signum).name if signum else f"stop_after={config.stop_after}"
-        if env.main:
-            print(
-                f"{reason}: saved {run_dir / 'last.pt'} at iteration {iteration}; continue with resume=true",
-                file=sys.stderr,
-            )
-        return 128 + signum if signum else 0
-
-    start_epoch, skip = divmod(iteration, iters_per_epoch)
-    stop_at = iteration + config.stop_after if config.stop_after else total
-    if env.main:
-        print(
-            f"training {classes.num_classes} classes on {len(train_set)} images, {iters_per_epoch} iterations/epoch, "
-            f"{total} in all, batch {config.batch_size} on {env.world_size} x {device}"
-            + (f", resuming at iteration {iteration}" if iteration else ""),
-            file=sys.stderr,
-        )
-    progress = tqdm(total=total, initial=iteration, disable=not env.main, dynamic_ncols=True, desc="train")
-    running, count, started = 0.0, 0, time.monotonic()
+        net = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    total = config.epochs * iters_per_epoch
+    stop_at = state.iteration + config.stop_after if config.stop_after else total
     with contextlib.ExitStack() as cleanup:
         stop = cleanup.enter_context(StopSignal())
-        cleanup.callback(progress.close)
+        progress = cleanup.enter_context(
+            tqdm(total=total, initial=state.iteration, disable=not env.main, dynamic_ncols=True, desc="train")
+        )
+        writer = _summary_writer(state.run_dir) if env.main else None
         if writer is not None:
             cleanup.callback(writer.close)
-        for epoch in range(start_epoch, config.epochs):
-            train_set.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            indices = list(sampler)[skip * batch :]
-            skip = 0
-            loader = DataLoader(
-                train_set,
-                batch_size=batch,
-                sampler=indices,
-                drop_last=True,
-                num_workers=config.data.workers,
-                pin_memory=device.type == "cuda",
-                worker_init_fn=_worker_init,
-            )
-            net.train()
-            try:
-                for images, target in loader:
-                    for group in optimizer.param_groups:
-                        group["lr"] = poly_lr(config.lr, iteration, total, config.poly_power)
-                    # Dropout's randomness as a function of (seed, rank, iteration): exact resume anywhere.
-                    torch.manual_seed(config.seed * 1_000_003 + env.rank * 10_007 + iteration)
-                    images = normalize(images.to(device, non_blocking=True), config.mean, config.std)
-                    target = target.to(device, non_blocking=True)
-                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                        loss = segmentation_loss(net(images), target, config.aux_weight)
-                    status = torch.stack([loss.detach().float(), torch.tensor(float(stop.signum), device=device)])
-                    if env.world_size > 1:
-                        dist.all_reduce(status)
-                        status[0] /= env.world_size
-                    loss_value, stopping = float(status[0]), bool(status[1])
-                    if not math.isfinite(loss_value):
-                        saved = f"last.pt holds iteration {_saved_iteration(run_dir)}" if env.main else ""
-                        raise FastSCNNError(
-                            f"the loss became {loss_value} at iteration {iteration} (epoch {epoch}); stopped without "
-                            f"saving these weights ({saved or 'no checkpoint yet'} in {run_dir}). Lower lr= "
-                            f"(now {config.lr}) or check the data, then start again or resume=true"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    iteration += 1
-                    running, count = running + loss_value, count + 1
-                    progress.update()
-                    if iteration % config.log_every == 0 or iteration == total:
-                        history["train"].append([iteration, running / count])
-                        progress.set_postfix(loss=f"{running / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-                        if writer:
-                            writer.add_scalar("train/loss", running / count, iteration)
-                            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
-                        running, count = 0.0, 0
-                    # At an epoch's end the stop is taken after its validation, below.
-                    if stopping or (iteration >= stop_at and iteration % iters_per_epoch):
-                        return stop_now(epoch, int(stop.signum or signal.SIGTERM) if stopping else 0)
-                    if config.save_every and iteration % config.save_every == 0 and iteration % iters_per_epoch:
-                        save(epoch)
-            except DataError as exc:
-                raise _worker_error(exc) from None
-            except RuntimeError:
-                # A SIGTERM sent to the whole process group also ends the loader workers.
-                if not stop.signum:
-                    raise
-                return stop_now(epoch, stop.signum)
-
-            last_epoch = epoch + 1 == config.epochs
-            metrics = None
-            is_best = False
-            if (config.val_every and (epoch + 1) % config.val_every == 0) or last_epoch:
-                confusion = evaluate_model(model, val_set, device, config.mean, config.std)
-                metrics = metrics_from_confusion(confusion, classes)
-                metrics.update(epoch=epoch + 1, iteration=iteration, minutes=(time.monotonic() - started) / 60)
-                history["val"].append({k: v for k, v in metrics.items() if k not in ("class_iou", "category_iou")})
-                is_best = metrics["miou"] > best_miou
-                best_miou = max(best_miou, metrics["miou"])
-                if env.main:
-                    _report(run_dir, config, metrics, confusion, history, writer, iteration)
-            save(epoch + 1, metrics, is_best)
-            if iteration >= stop_at and not last_epoch:
-                return stop_now(epoch + 1, 0, saved=True)
-    if env.main:
-        print(
-            f"done: {iteration} iterations; best val mIoU {100 * best_miou:.2f} in {run_dir / 'best.pt'}",
-            file=sys.stderr,
+        loop = Loop(
+            env=env,
+            net=net,
+            train_set=train_set,
+            val_set=val_set,
+            sampler=sampler,
+            batch=batch,
+            iters_per_epoch=iters_per_epoch,
+            total=total,
+            stop_at=stop_at,
+            stop=stop,
+            meter=LossMeter(env.device, state.iteration),
+            progress=progress,
+            writer=writer,
         )
+        if env.main:
+            print(
+                f"training {state.classes.num_classes} classes on {len(train_set)} images, {iters_per_epoch} "
+                f"iterations/epoch, {total} in all, batch {config.batch_size} on {env.world_size} x {env.device}"
+                + (f", resuming at iteration {state.iteration}" if state.iteration else ""),
+                file=sys.stderr,
+            )
+        return run_epochs(state, loop)
+
+
+def run_epochs(state: RunState, loop: Loop) -> int:
+    """The epochs from where the state stands, each followed by its validation (when due) and a save."""
+    config = state.config
+    for epoch in range(first_epoch(state, loop.iters_per_epoch), config.epochs):
+        if state.iteration < (epoch + 1) * loop.iters_per_epoch:
+            status = train_one_epoch(state, loop, epoch)
+            if status is not None:
+                return status
+        end_epoch(state, loop, epoch)
+        if state.iteration >= loop.stop_at and epoch + 1 < config.epochs:
+            return stop_run(state, loop, 0, saved=True)
+    if loop.env.main:
+        best = f"best val mIoU {100 * state.best_miou:.2f} in {state.run_dir / 'best.pt'}"
+        if state.best_miou < 0:
+            best = "no validation had labelled pixels, so there is no best.pt; the weights are in last.pt"
+        print(f"done: {state.iteration} iterations; {best}", file=sys.stderr)
     return 0
 
 
-def _saved_iteration(run_dir: Path) -> str:
+def first_epoch(state: RunState, iters_per_epoch: int) -> int:
+    """The epoch to continue: the one the iteration is in, or the one before when the run stopped on
+    its last iteration, before its end (validation, save), so a resumed run validates as a straight one."""
+    epoch, done = divmod(state.iteration, iters_per_epoch)
+    return epoch - 1 if done == 0 and state.epoch < epoch else epoch
+
+
+def epoch_loader(state: RunState, loop: Loop, epoch: int) -> DataLoader:
+    """The batches of `epoch` still to train: the order is a function of (seed, epoch), so a resumed
+    epoch skips exactly the batches trained before the stop."""
+    loop.train_set.set_epoch(epoch)
+    loop.sampler.set_epoch(epoch)
+    done = state.iteration - epoch * loop.iters_per_epoch
+    return DataLoader(
+        loop.train_set,
+        batch_size=loop.batch,
+        sampler=list(loop.sampler)[done * loop.batch :],
+        drop_last=True,
+        num_workers=state.config.data.workers,
+        pin_memory=loop.env.device.type == "cuda",
+        worker_init_fn=_worker_init,
+    )
+
+
+def train_one_epoch(state: RunState, loop: Loop, epoch: int) -> int | None:
+    """Train the rest of `epoch`; returns the exit status when the run stops early, None at the epoch's end."""
+    config, device = state.config, loop.env.device
+    loop.net.train()
     try:
-        return str(load_checkpoint(run_dir / "last.pt")["iteration"])
-    except CheckpointError:
-        return "nothing"
+        for images, target in epoch_loader(state, loop, epoch):
+            for group in state.optimizer.param_groups:
+                group["lr"] = poly_lr(config.lr, state.iteration, loop.total, config.poly_power)
+            # Dropout's randomness as a function of (seed, rank, iteration): exact resume anywhere.
+            torch.manual_seed(config.seed * 1_000_003 + loop.env.rank * 10_007 + state.iteration)
+            images = normalize(images.to(device, non_blocking=True), config.mean, config.std)
+            target = target.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=state.scaler.is_enabled()):
+                loss = segmentation_loss(loop.net(images), target, config.aux_weight)
+            state.optimizer.zero_grad(set_to_none=True)
+            state.scaler.scale(loss).backward()
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+            state.iteration += 1
+            loop.meter.add(loss, target)
+            loop.progress.update()
+            status = sync_point(state, loop, epoch)
+            if status is not None:
+                return status
+    except DataError as exc:
+        raise worker_error(exc) from None
+    except RuntimeError:
+        # A SIGTERM sent to the whole process group also ends the loader workers.
+        if not loop.stop.signum:
+            raise
+        return stop_run(state, loop, loop.stop.signum)
+    return None
+
+
+def sync_point(state: RunState, loop: Loop, epoch: int) -> int | None:
+    """Every log_every iterations, at the epoch's end and before a save: read the loss and the stop flag.
+
+    A non-finite loss stops the run before anything is saved: every save comes after such a read
+    (and `save()` checks the weights too), so no checkpoint ever holds what a NaN did to the weights.
+    Returns the exit status when the run stops here, else None.
+    """
+    config, i = state.config, state.iteration
+    epoch_end = i % loop.iters_per_epoch == 0
+    log = i % config.log_every == 0 or i == loop.total
+    save = bool(config.save_every) and i % config.save_every == 0 and not epoch_end
+    stop_after = i >= loop.stop_at and not epoch_end  # at an epoch's end it is taken after the validation
+    if not (log or epoch_end or save or stop_after):
+        return None
+    total, batches, empty, stopping = loop.meter.read(loop.stop.signum, loop.env)
+    if not math.isfinite(total):
+        first = loop.meter.finite_until + 1
+        where = f"at iteration {i}" if first == i else f"between iterations {first} and {i}"
+        raise state.diverged(f"the loss became {total} {where} (epoch {epoch})")
+    loop.meter.finite_until = i
+    if log:
+        log_loss(state, loop, total / (batches - empty) if batches > empty else None, empty)
+    if stopping:
+        return stop_run(state, loop, int(loop.stop.signum or signal.SIGTERM))
+    if stop_after:
+        return stop_run(state, loop, 0)
+    if save:
+        state.save()
+    return None
+
+
+def log_loss(state: RunState, loop: Loop, loss: float | None, empty: int) -> None:
+    """Since the last log: the mean loss of the labelled batches (history, TensorBoard, progress bar) and
+    the count of batches without labelled pixels, which contributed nothing."""
+    lr = state.optimizer.param_groups[0]["lr"]
+    if loss is not None:
+        state.history["train"].append([state.iteration, loss])
+        loop.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+    if empty and loop.env.main:
+        tqdm.write(
+            f"iteration {state.iteration}: {empty} batch(es) since the last log had no labelled pixel "
+            f"(all {IGNORE_INDEX}) and contributed nothing",
+            file=sys.stderr,
+        )
+    if loop.writer is not None:
+        for name, value in (("loss", loss), ("lr", lr), ("batches_without_labels", empty)):
+            if value is not None:
+                loop.writer.add_scalar(f"train/{name}", value, state.iteration)
+    loop.meter.reset()
+
+
+def stop_run(state: RunState, loop: Loop, signum: int, saved: bool = False) -> int:
+    """Save last.pt and say how to continue; exit status 128 + signal, or 0 for stop_after."""
+    if not saved:
+        state.save()
+    reason = signal.Signals(signum).name if signum else f"stop_after={state.config.stop_after}"
+    if loop.env.main:
+        tqdm.write(
+            f"{reason}: saved {state.run_dir / 'last.pt'} at iteration {state.iteration}; continue with resume=true",
+            file=sys.stderr,
+        )
+    return 128 + signum if signum else 0
+
+
+def end_epoch(state: RunState, loop: Loop, epoch: int) -> None:
+    """Validate when due (every val_every epochs and after the last), then save last.pt (and best.pt)."""
+    config = state.config
+    metrics, best = None, False
+    if (config.val_every and (epoch + 1) % config.val_every == 0) or epoch + 1 == config.epochs:
+        state.check_finite()  # the last step's weights: never validated (metrics.json) if not saved
+        metrics = evaluate(state, loop, epoch)
+        best = metrics["miou"] > state.best_miou
+        state.best_miou = max(state.best_miou, metrics["miou"])
+    state.epoch = epoch + 1
+    state.save(metrics, best)
+
+
+def evaluate(state: RunState, loop: Loop, epoch: int) -> dict[str, Any]:
+    """Validation metrics of the model (each process scores a share of the images), reported by the main one."""
+    config = state.config
+    confusion = evaluate_model(state.model, loop.val_set, loop.env.device, config.mean, config.std)
+    metrics = metrics_from_confusion(confusion, state.classes)
+    metrics.update(epoch=epoch + 1, iteration=state.iteration, minutes=(time.monotonic() - loop.started) / 60)
+    state.history["val"].append({k: v for k, v in metrics.items() if k not in ("class_iou", "category_iou")})
+    if loop.env.main:
+        _report(state, metrics, confusion, loop.writer)
+    return metrics
 
 
 def _warn_config_changes(saved: dict[str, Any], config: TrainConfig, env: Distributed) -> None:
@@ -468,16 +685,9 @@ def _summary_writer(run_dir: Path) -> Any:
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def _report(
-    run_dir: Path,
-    config: TrainConfig,
-    metrics: dict[str, Any],
-    confusion: torch.Tensor,
-    history: dict[str, Any],
-    writer: Any,
-    iteration: int,
-) -> None:
-    """After a validation: TensorBoard scalars, metrics.json, plots, a table on stderr."""
+def _report(state: RunState, metrics: dict[str, Any], confusion: torch.Tensor, writer: Any) -> None:
+    """After a validation: TensorBoard scalars, metrics.json, plots, a line on stderr."""
+    iteration, run_dir = state.iteration, state.run_dir
     for key in ("miou", "category_miou", "pixel_accuracy"):
         if not math.isnan(metrics[key]):
             writer.add_scalar(f"val/{key}", metrics[key], iteration)
@@ -486,17 +696,20 @@ def _report(
             writer.add_scalar(f"val_iou/{name}", value, iteration)
     writer.flush()
     latest = {**metrics, "confusion": confusion.cpu().tolist()}
-    atomic_write_text(run_dir / "metrics.json", to_json({"latest": latest, "history": history}))
-    if config.plots:
+    atomic_write_text(run_dir / "metrics.json", to_json({"latest": latest, "history": state.history}))
+    if state.config.plots:
         from fast_scnn_core import plots
 
         names = list(metrics["class_iou"])
-        plots.plot_curves(history, run_dir / "plots" / "curves.png")
+        plots.plot_curves(state.history, run_dir / "plots" / "curves.png")
         plots.plot_class_iou(
             metrics["class_iou"], run_dir / "plots" / "class_iou.png", f"per-class IoU, iteration {iteration}"
         )
         plots.plot_confusion(confusion.cpu().numpy(), names, run_dir / "plots" / "confusion.png")
-    tqdm.write(f"iteration {iteration}: val mIoU {100 * metrics['miou']:.2f}%", file=sys.stderr)
+    if metrics["pixels"]:
+        tqdm.write(f"iteration {iteration}: val mIoU {100 * metrics['miou']:.2f}%", file=sys.stderr)
+    else:
+        tqdm.write(f"iteration {iteration}: {no_labelled_pixels(state.config.data.val_split)}", file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

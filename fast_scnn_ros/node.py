@@ -42,7 +42,7 @@ from fast_scnn_core.labels import IGNORE_INDEX, mask_class_ids, mask_topic_names
 from fast_scnn_core.visualize import class_mask, colorize, overlay
 from fast_scnn_ros.conversions import (
     ImageConversionError,
-    MalformedImageError,
+    check_compressed_image,
     check_image,
     compressed_to_rgb8,
     image_to_rgb8,
@@ -433,8 +433,10 @@ class SegmentationNode(Node):
         self._accept(msg)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        if len(msg.data) == 0:
-            self._reject(MalformedImageError("CompressedImage with empty data"))
+        try:
+            check_compressed_image(msg, self._engine.max_pixels)  # the JPEG/PNG header only: microseconds
+        except ImageConversionError as exc:
+            self._reject(exc)
             return
         self._accept(msg)
 
@@ -472,7 +474,9 @@ class SegmentationNode(Node):
     def _process(self, frame: Frame) -> None:
         started = perf_counter()
         msg = frame.msg
-        rgb = compressed_to_rgb8(msg) if isinstance(msg, CompressedImage) else image_to_rgb8(msg)
+        rgb = (
+            compressed_to_rgb8(msg, self._engine.max_pixels) if isinstance(msg, CompressedImage) else image_to_rgb8(msg)
+        )
         converted = perf_counter()
         result = self._segmenter(rgb)
         inferred = perf_counter()

@@ -4,6 +4,7 @@ test command is the one CI runs."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -122,3 +123,20 @@ def test_readme_commands_exist(command: str) -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci/run").read_text()
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_parameter_table_states_the_engine_options_ranges() -> None:
+    """The bounds come from InferenceConfig's field metadata (one place); the README shows them."""
+    from fast_scnn_core.inference import InferenceConfig
+
+    meanings = {row[0].strip("`"): row[4] for row in table("parameters")}
+    for field in dataclasses.fields(InferenceConfig):
+        if "range" in field.metadata:
+            lo, hi = field.metadata["range"]
+            assert f"{lo}..{hi}" in meanings[field.name], field.name
+
+
+def test_input_limits_paragraph_matches_the_code() -> None:
+    from fast_scnn_core.limits import MAX_SIDE
+
+    assert f"sides must be 1..{MAX_SIDE} pixels" in " ".join(README.split())

@@ -7,6 +7,7 @@ Label files hold Cityscapes labelIds; they are mapped to the 19 trainIds (255 = 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,10 @@ from fast_scnn_core.labels import CITYSCAPES, CITYSCAPES_LABELS, cityscapes_id_t
 Annotation = Literal["gtFine", "gtCoarse"]
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
+# Frames of the official download known to be broken, skipped with a warning as other code bases
+# drop them: train_extra's troisdorf_000000_000073 is an all-black image with a constant coarse label.
+KNOWN_CORRUPT = {"train_extra": ("troisdorf_000000_000073",)}
+
 
 def cityscapes_lookup() -> np.ndarray:
     """(256,) int16: labelId -> trainId (255 for ignored classes), INVALID for ids Cityscapes does not define."""
@@ -32,6 +37,11 @@ def cityscapes_lookup() -> np.ndarray:
 def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtFine") -> list[Pair]:
     """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: no such directory; point data.root= at Cityscapes (leftImg8bit/ and gtFine/), or make the "
+            f"synthetic set in this layout there with `fast-scnn synth --out {root}`"
+        )
     if split == "train_extra":
         annotation = "gtCoarse"  # the 20k extra images only have coarse labels
     image_dir = root / "leftImg8bit" / split
@@ -46,6 +56,9 @@ def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtF
     pairs = []
     for image in images:
         stem = image.name[: -len(IMAGE_SUFFIX)]
+        if stem in KNOWN_CORRUPT.get(split, ()):
+            print(f"warning: skipped {image}: a known corrupt Cityscapes frame (all black)", file=sys.stderr)
+            continue
         label = root / annotation / split / image.parent.name / f"{stem}_{annotation}_labelIds.png"
         if not label.is_file():
             raise DataError(f"{image}: its label {label} does not exist")
@@ -63,4 +76,6 @@ def cityscapes_dataset(
     """The 19-class Cityscapes dataset over one or more splits (e.g. train + train_extra with gtCoarse)."""
     pairs = [pair for split in splits for pair in cityscapes_pairs(root, split, annotation)]
     name = f"{root} {annotation} {'+'.join(splits)}"
-    return SegmentationDataset(pairs, CITYSCAPES, cityscapes_lookup(), transform, seed, name)
+    lookup = cityscapes_lookup()
+    valid = f"Cityscapes labelIds 0..{int(np.flatnonzero(lookup != INVALID).max())} (the *_labelIds.png files)"
+    return SegmentationDataset(pairs, CITYSCAPES, lookup, transform, seed, name, valid)

@@ -6,7 +6,7 @@ Mask pixels are class ids in the order of the class-definition YAML (config/clas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fast_scnn_core.data.dataset import Pair, SegmentationDataset, identity_lookup
@@ -45,9 +45,12 @@ def folder_pairs(root: str | Path, split: str) -> list[Pair]:
 
 
 def folder_dataset(
-    root: str | Path, split: str, classes: ClassSet, transform: Callable | None = None, seed: int = 0
+    root: str | Path,
+    splits: Sequence[str],
+    classes: ClassSet,
+    transform: Callable | None = None,
+    seed: int = 0,
 ) -> SegmentationDataset:
-    """Image/mask folders of one split for `classes`."""
-    return SegmentationDataset(
-        folder_pairs(root, split), classes, identity_lookup(classes), transform, seed, f"{root} {split}"
-    )
+    """Image/mask folders of one or more splits for `classes`."""
+    pairs = [pair for split in splits for pair in folder_pairs(root, split)]
+    return SegmentationDataset(pairs, classes, identity_lookup(classes), transform, seed, f"{root} {'+'.join(splits)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fast_scnn_core.atomic import atomic_path
+from fast_scnn_core.atomic import atomic_path, remove_stale_temporaries
 from fast_scnn_core.errors import ConfigError, DataError
 from fast_scnn_core.labels import cityscapes_id_to_train_id
 
@@ -185,6 +185,7 @@ def write_synthetic_dataset(
 ) -> list[Path]:
     """Write `counts[split]` frames per split under `out` in the Cityscapes layout; returns the image paths."""
     out = Path(out)
+    remove_stale_temporaries(out)  # left by a killed run's writes
     written = []
     for split, count in counts.items():
         city = CITIES[split]

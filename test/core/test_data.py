@@ -8,35 +8,50 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cityscapesscripts.helpers import labels as cs_labels
 
+from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.cityscapes import cityscapes_dataset, cityscapes_lookup
 from fast_scnn_core.data.dataset import INVALID
 from fast_scnn_core.data.folder import folder_dataset, load_classes
 from fast_scnn_core.data.synthetic import CITIES, synthetic_frame, write_synthetic_dataset
 from fast_scnn_core.data.transforms import train_transform
 from fast_scnn_core.errors import DataError
-from fast_scnn_core.labels import CITYSCAPES, cityscapes_id_to_train_id, load_class_set
+from fast_scnn_core.labels import (
+    CITYSCAPES,
+    CITYSCAPES_LABELS,
+    cityscapes_id_to_train_id,
+    cityscapes_train_id_to_id,
+    load_class_set,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
-# cityscapesScripts helpers/labels.py: trainId of labelIds 0..33, typed in from the official table.
-OFFICIAL_TRAIN_IDS = [255] * 7 + [0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9, 10, 11, 12]
-OFFICIAL_TRAIN_IDS += [13, 14, 15, 255, 255, 16, 17, 18]
-OFFICIAL_CATEGORIES = ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
+
+def test_label_table_is_cityscapesscripts_row_for_row() -> None:
+    """Our copy of cityscapesScripts' helpers/labels.py, checked against the official package."""
+    ours = [(lab.name, lab.id, lab.train_id, lab.category, lab.category_id, lab.color) for lab in CITYSCAPES_LABELS]
+    official = [(lab.name, lab.id, lab.trainId, lab.category, lab.categoryId, lab.color) for lab in cs_labels.labels]
+    # license plate (labelId -1: never in label files) has trainId -1 there, 255 (ignore) here
+    assert ours == [(*row[:2], 255 if row[2] == -1 else row[2], *row[3:]) for row in official]
 
 
-def test_label_ids_map_to_official_train_ids() -> None:
-    assert cityscapes_id_to_train_id()[:34].tolist() == OFFICIAL_TRAIN_IDS
+def test_label_ids_map_to_official_train_ids_and_back() -> None:
+    official = {lab.id: lab.trainId for lab in cs_labels.labels if lab.id >= 0}
+    assert cityscapes_id_to_train_id()[:34].tolist() == [official[i] for i in range(34)]
     lookup = cityscapes_lookup()
-    assert lookup[:34].tolist() == OFFICIAL_TRAIN_IDS
+    assert lookup[:34].tolist() == [official[i] for i in range(34)]
     assert (lookup[34:] == INVALID).all()  # ids Cityscapes does not define are refused, not ignored
+    back = cityscapes_train_id_to_id()
+    assert [int(back[t]) for t in range(19)] == [cs_labels.trainId2label[t].id for t in range(19)]
 
 
 def test_cityscapes_classes_and_categories() -> None:
-    assert CITYSCAPES.names[:3] == ("road", "sidewalk", "building") and CITYSCAPES.names[-1] == "bicycle"
-    assert CITYSCAPES.num_classes == 19
-    assert list(dict.fromkeys(CITYSCAPES.categories)) == OFFICIAL_CATEGORIES
-    assert CITYSCAPES.colors[0] == (128, 64, 128)
+    evaluated = sorted((lab for lab in cs_labels.labels if not lab.ignoreInEval), key=lambda lab: lab.trainId)
+    assert CITYSCAPES.names == tuple(lab.name for lab in evaluated)
+    assert CITYSCAPES.colors == tuple(lab.color for lab in evaluated)
+    assert CITYSCAPES.categories == tuple(lab.category for lab in evaluated)
+    assert len(set(CITYSCAPES.categories)) == 7  # flat, construction, object, nature, sky, human, vehicle
 
 
 def test_synth_writes_the_cityscapes_layout_deterministically(tmp_path: Path) -> None:
@@ -129,8 +144,26 @@ def test_folder_dataset_with_class_yaml(tmp_path: Path) -> None:
     mask[16:, :8] = 4
     cv2.imwrite(str(tmp_path / "images/train/a.jpg"), np.zeros((32, 48, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "masks/train/a.png"), mask)
-    image, labels = folder_dataset(tmp_path, "train", classes)[0]
+    image, labels = folder_dataset(tmp_path, ["train"], classes)[0]
     assert image.shape == (3, 32, 48) and torch.equal(labels, torch.from_numpy(mask.astype(np.int64)))
+
+
+def test_build_dataset_takes_several_splits_in_both_layouts(synth_root: Path, tmp_path: Path) -> None:
+    cityscapes = build_dataset(DataConfig(root=str(synth_root)), ["train", "val"])
+    assert len(cityscapes) == 40 and cityscapes.classes == CITYSCAPES
+    for split, count in (("train", 2), ("extra", 1)):
+        for i in range(count):
+            for kind, shape in (("images", (8, 8, 3)), ("masks", (8, 8))):
+                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(tmp_path / kind / split / f"{i}.png"), np.zeros(shape, np.uint8))
+    data = DataConfig(format="folder", root=str(tmp_path), classes=str(REPO / "config/classes_example.yaml"))
+    folder = build_dataset(data, ["train", "extra"])
+    assert [p.image.relative_to(tmp_path).as_posix() for p in folder.pairs] == [
+        "images/train/0.png",
+        "images/train/1.png",
+        "images/extra/0.png",
+    ]
+    assert folder.classes == load_classes(data.classes)
 
 
 # Bad input: one message naming the file and what was expected.
@@ -140,7 +173,7 @@ def _cityscapes_copy(synth_root: Path, tmp_path: Path) -> tuple[Path, Path, Path
     root = tmp_path / "cs"
     write_synthetic_dataset(root, {"val": 2}, 64, 128)
     image = sorted((root / "leftImg8bit/val").rglob("*.png"))[0]
-    label = sorted((root / "gtFine/val").rglob("*.png"))[0]
+    label = sorted((root / "gtFine/val").rglob("*_labelIds.png"))[0]
     return root, image, label
 
 
@@ -151,11 +184,34 @@ def test_missing_label_is_named(synth_root: Path, tmp_path: Path) -> None:
         cityscapes_dataset(root, ["val"])
 
 
-def test_size_mismatch_is_named(synth_root: Path, tmp_path: Path) -> None:
+def test_size_mismatch_is_named_when_the_dataset_is_built(synth_root: Path, tmp_path: Path) -> None:
     root, image, label = _cityscapes_copy(synth_root, tmp_path)
     cv2.imwrite(str(label), np.zeros((32, 64), np.uint8))
     with pytest.raises(DataError, match=rf"{label.name}: label is 64x32 but its image .*{image.name} is 128x64"):
-        cityscapes_dataset(root, ["val"])[0]
+        cityscapes_dataset(root, ["val"])
+
+
+def test_palette_label_is_refused_when_the_dataset_is_built(synth_root: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    root, _, label = _cityscapes_copy(synth_root, tmp_path)
+    Image.open(label).convert("P").save(label)
+    with pytest.raises(DataError, match=rf"{label.name}: expected a single-channel 8-bit .*a palette image \(mode P\)"):
+        cityscapes_dataset(root, ["val"])
+
+
+def test_header_sizes_follow_exif_rotation_as_decoding_does(tmp_path: Path) -> None:
+    """A portrait phone JPEG stored landscape with EXIF orientation 6: cv2 decodes it rotated."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    (tmp_path / "images/train").mkdir(parents=True)
+    (tmp_path / "masks/train").mkdir(parents=True)
+    Image.fromarray(np.full((20, 40, 3), 9, np.uint8)).save(tmp_path / "images/train/a.jpg", exif=exif)
+    cv2.imwrite(str(tmp_path / "masks/train/a.png"), np.zeros((40, 20), np.uint8))  # drawn on the upright photo
+    image, labels = folder_dataset(tmp_path, ["train"], load_classes(REPO / "config/classes_example.yaml"))[0]
+    assert image.shape == (3, 40, 20) and labels.shape == (40, 20)
 
 
 def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: Path) -> None:
@@ -165,13 +221,20 @@ def test_label_ids_outside_the_class_set_are_named(synth_root: Path, tmp_path: P
     cv2.imwrite(str(label), ids)
     with pytest.raises(DataError, match=rf"{label.name}: label ids \[40, 41, 200\] are not in the class set"):
         cityscapes_dataset(root, ["val"])[0]
+    with pytest.raises(DataError, match=r"\(expected Cityscapes labelIds 0\.\.33 \(the \*_labelIds.png files\)\)"):
+        cityscapes_dataset(root, ["val"])[0]
     classes = load_classes(REPO / "config/classes_example.yaml")
     (tmp_path / "f/images/val").mkdir(parents=True)
     (tmp_path / "f/masks/val").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "f/images/val/x.png"), np.ones((8, 8, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "f/masks/val/x.png"), np.full((8, 8), 5, np.uint8))
     with pytest.raises(DataError, match=r"x.png: label ids \[5\] are not in the class set \(expected 0..4 or 255"):
-        folder_dataset(tmp_path / "f", "val", classes)[0]
+        folder_dataset(tmp_path / "f", ["val"], classes)[0]
+
+
+def test_missing_root_says_how_to_make_the_synthetic_set(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no such directory; point data.root= at Cityscapes .*`fast-scnn synth --out "):
+        cityscapes_dataset(tmp_path / "nowhere", ["train"])
 
 
 def test_empty_split_is_named(tmp_path: Path) -> None:
@@ -185,8 +248,12 @@ def test_empty_split_is_named(tmp_path: Path) -> None:
 def test_corrupt_png_is_named(synth_root: Path, tmp_path: Path) -> None:
     root, image, _ = _cityscapes_copy(synth_root, tmp_path)
     image.write_bytes(image.read_bytes()[:100])
+    dataset = cityscapes_dataset(root, ["val"])  # the header is intact: only decoding finds the damage
     with pytest.raises(DataError, match=rf"{image.name}: cannot read the image \(missing, corrupt"):
-        cityscapes_dataset(root, ["val"])[0]
+        dataset[0]
+    image.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"{image.name}: cannot read the image \(missing, corrupt"):
+        cityscapes_dataset(root, ["val"])
 
 
 def test_bad_class_yaml_is_named(tmp_path: Path) -> None:
@@ -198,12 +265,28 @@ def test_bad_class_yaml_is_named(tmp_path: Path) -> None:
         load_classes("")
 
 
-def test_train_extra_uses_coarse_labels(tmp_path: Path) -> None:
-    write_synthetic_dataset(tmp_path, {"train": 1}, 64, 128)
+def _as_train_extra(root: Path, city: str = "") -> None:
+    """Move the train split to train_extra with gtCoarse labels (optionally renaming its city)."""
     for kind, annotation in (("leftImg8bit", "leftImg8bit"), ("gtFine", "gtCoarse")):
-        for src in (tmp_path / kind / "train").rglob("*.png"):
-            dest = tmp_path / annotation / "train_extra" / src.parent.name / src.name.replace("gtFine", "gtCoarse")
+        for src in (root / kind / "train").rglob("*.png"):
+            name = src.name.replace("gtFine", "gtCoarse").replace(CITIES["train"], city or CITIES["train"])
+            dest = root / annotation / "train_extra" / (city or src.parent.name) / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             src.rename(dest)
+
+
+def test_train_extra_uses_coarse_labels(tmp_path: Path) -> None:
+    write_synthetic_dataset(tmp_path, {"train": 1}, 64, 128)
+    _as_train_extra(tmp_path)
     dataset = cityscapes_dataset(tmp_path, ["train_extra"], annotation="gtFine")
     assert dataset.pairs[0].label.name.endswith("_gtCoarse_labelIds.png")
+
+
+def test_known_corrupt_train_extra_frame_is_skipped_with_a_warning(tmp_path: Path, capsys) -> None:
+    write_synthetic_dataset(tmp_path, {"train": 75}, 32, 64)  # frames 000000 .. 000074
+    _as_train_extra(tmp_path, city="troisdorf")
+    dataset = cityscapes_dataset(tmp_path, ["train_extra"])
+    names = [pair.image.name for pair in dataset.pairs]
+    assert len(names) == 74 and "troisdorf_000000_000073_leftImg8bit.png" not in names
+    err = capsys.readouterr().err
+    assert "warning: skipped " in err and "troisdorf_000000_000073_leftImg8bit.png: a known corrupt" in err

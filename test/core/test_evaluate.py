@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +21,14 @@ from fast_scnn_core.labels import CITYSCAPES, ClassSet
 from fast_scnn_core.model import FastSCNN
 
 ABC = ClassSet(("a", "b", "c"), ((1, 1, 1), (2, 2, 2), (3, 3, 3)))
+
+# cityscapesScripts' pixel-level evaluation, its main() as csEvalPixelLevelSemanticLabeling runs it, without the
+# instance-level iIoU: that part calls np.in1d, gone in numpy 2.4 (mcordts/cityscapesScripts PR #196, open).
+# Class and category IoU come from the confusion matrix alone. docs/training.md gives the same command.
+OFFICIAL_EVAL = (
+    "from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as e; "
+    "e.args.evalInstLevelScore = False; e.main()"
+)
 
 
 def test_confusion_matrix_counts_and_ignores_255() -> None:
@@ -98,3 +111,95 @@ def test_checkpoint_from_another_class_set_is_refused(
     assert main(["eval", "--checkpoint", str(path), "--data", str(synth_root), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "abc.pt was trained on 3 classes ['a', 'b', 'c'], but the dataset" in err and "19 classes" in err
+
+
+def test_eval_on_a_split_without_labels_says_so(
+    trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    (label,) = [p for p in write_synthetic_dataset(tmp_path, {"test": 1}, 64, 128)]
+    label = tmp_path / "gtFine/test" / label.parent.name / label.name.replace("leftImg8bit", "gtFine_labelIds")
+    cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))  # Cityscapes' test labels: all unlabeled
+    argv = ["eval", "--checkpoint", str(trained_run["run_dir"] / "best.pt"), "--data", str(tmp_path)]
+    assert main([*argv, "--split", "test", "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "m.json")]) == 0
+    assert "the test split has no labelled pixels" in capsys.readouterr().err
+    assert json.loads((tmp_path / "m.json").read_text())["miou"] is None
+
+
+def test_eval_names_a_corrupt_image_without_the_loader_workers_traceback(
+    trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    (image,) = write_synthetic_dataset(tmp_path, {"val": 1}, 64, 128)
+    image.write_bytes(image.read_bytes()[:100])  # the header is intact: a loader worker meets the damage
+    argv = ["eval", "--checkpoint", str(trained_run["run_dir"] / "best.pt"), "--data", str(tmp_path)]
+    assert main([*argv, "--device", "cpu", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "DataLoader worker" not in err
+    assert (
+        err.splitlines()[-1]
+        == f"fast-scnn eval: error: {image}: cannot read the image (missing, corrupt or not an image file)"
+    )
+
+
+def test_label_ids_submission_scores_the_same_in_cityscapesscripts_and_fast_scnn_eval(
+    trained_run: dict, synth_root: Path, tmp_path: Path
+) -> None:
+    """`predict --label-ids` writes what the benchmark server takes; the official evaluation and ours agree on it."""
+    results = tmp_path / "results"
+    best = str(trained_run["run_dir"] / "best.pt")
+    images = synth_root / "leftImg8bit/val"
+    assert main(["predict", str(images), "--checkpoint", best, "--out", str(results), "--label-ids"]) == 0
+    assert sorted(p.relative_to(results) for p in results.rglob("*")) == sorted(
+        p.relative_to(images) for p in images.rglob("*")
+    )  # <city>/<city>_<seq>_<frame>_leftImg8bit.png, nothing else
+    ours_json = tmp_path / "ours.json"
+    assert main(["eval", "--predictions", str(results), "--data", str(synth_root), "--out", str(ours_json)]) == 0
+    ours = json.loads(ours_json.read_text())
+    # The official script as documented (environment variables), instance-level scores off (OFFICIAL_EVAL).
+    env = {**os.environ, "CITYSCAPES_DATASET": str(synth_root), "CITYSCAPES_RESULTS": str(results)}
+    env["CITYSCAPES_EXPORT_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-c", OFFICIAL_EVAL], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    official = json.loads((tmp_path / "resultPixelLevelSemanticLabeling.json").read_text())
+    print(f"class mIoU: ours {ours['miou']!r}, cityscapesscripts {official['averageScoreClasses']!r}")
+    assert 0.2 < ours["miou"] == pytest.approx(official["averageScoreClasses"], abs=1e-12)
+    assert ours["category_miou"] == pytest.approx(official["averageScoreCategories"], abs=1e-12)
+    for name, iou in ours["class_iou"].items():
+        assert (iou is None and math.isnan(official["classScores"][name])) or iou == pytest.approx(
+            official["classScores"][name], abs=1e-12
+        ), name
+
+
+def test_label_ids_need_a_cityscapes_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    checkpoint = tmp_path / "abc.pt"
+    save_checkpoint(checkpoint, FastSCNN(3), ABC)
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((32, 32, 3), np.uint8))
+    argv = ["predict", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--label-ids"]) == 2
+    assert "--label-ids maps the 19 Cityscapes classes to labelIds" in capsys.readouterr().err
+    assert main([*argv, "--label-ids", "--outputs", "labels"]) == 2
+    assert "drop --outputs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_scores_predict_outputs_as_it_scores_the_checkpoint(
+    trained_run: dict, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The default `_labels.png` (class ids) scores as the model run by eval, up to pixels where BatchNorm
+    folding in the inference engine flips an argmax tie."""
+    best = str(trained_run["run_dir"] / "best.pt")
+    predictions = tmp_path / "pred"
+    images = str(synth_root / "leftImg8bit/val")
+    assert main(["predict", images, "--checkpoint", best, "--out", str(predictions), "--outputs", "labels"]) == 0
+    common = ["eval", "--data", str(synth_root), "--workers", "0"]
+    assert main([*common, "--predictions", str(predictions), "--out", str(tmp_path / "saved.json")]) == 0
+    assert main([*common, "--checkpoint", best, "--device", "cpu", "--out", str(tmp_path / "model.json")]) == 0
+    saved, model = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("saved", "model"))
+    assert saved["miou"] == pytest.approx(model["miou"], abs=1e-3)
+    missing = sorted(predictions.rglob("*_labels.png"))[0]
+    missing.unlink()
+    assert main([*common, "--predictions", str(predictions)]) == 2
+    assert f"no prediction {missing.name} or {missing.name.replace('_labels', '')} for " in capsys.readouterr().err

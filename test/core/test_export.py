@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,25 @@ def test_export_cli_writes_a_checked_file_and_refuses_to_overwrite(
     assert "--overwrite" in capsys.readouterr().err
     assert out.read_bytes() == before
     assert cli.main([*argv, "--overwrite"]) == 0
+
+
+def readme_commands(program: str) -> list[list[str]]:
+    """The `fast-scnn <program> ...` lines of README.md's code blocks, split as a shell would (comments dropped)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    lines = [line for block in blocks for line in block.splitlines() if line.startswith(f"fast-scnn {program} ")]
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def test_readme_export_commands_work_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 13 #1: the README's default export (dynamo, --graph model) failed for every checkpoint."""
+    commands = readme_commands("export")
+    assert len(commands) >= 2
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(tmp_path / "runs/synth/best.pt", trained_like(), TINY)
+    for argv in commands:
+        assert cli.main(argv[1:]) == 0, " ".join(argv)
+        out = tmp_path / argv[argv.index("--out") + 1]
+        assert out.is_file() and "97x131" in capsys.readouterr().out

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
-import pickle
+import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from models import TINY, trained_like
 
+from fast_scnn_core import inference
 from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, load_checkpoint, save_checkpoint
 from fast_scnn_core.errors import CheckpointError, ConfigError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
@@ -31,18 +36,6 @@ def test_checkpoint_round_trip(checkpoint: Path) -> None:
     assert ClassSet.from_dict(payload["classes"]) == TINY
     model = build_model(payload)
     assert model.aux_downsample is None and model.num_classes == 3
-
-
-def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    path = tmp_path / "evil.pt"
-    with open(path, "wb") as f:
-        pickle.dump({"model": Evil()}, f)
-    with pytest.raises(CheckpointError, match="weights_only=True"):
-        load_checkpoint(path)
 
 
 def test_missing_checkpoint_says_how_to_get_one(tmp_path: Path) -> None:
@@ -100,10 +93,118 @@ def test_bad_images_are_refused(checkpoint: Path, image, message: str) -> None:
         segmenter(image)
 
 
-def test_huge_image_beyond_limit_is_refused(checkpoint: Path) -> None:
-    segmenter = Segmenter.from_checkpoint(checkpoint, InferenceConfig(device="cpu", max_pixels=100))
-    with pytest.raises(InputError, match="max_pixels"):
-        segmenter(np.zeros((11, 10, 3), np.uint8))
+def view(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array of any shape that owns one pixel: a claimed size without its memory."""
+    return np.broadcast_to(np.zeros(3, np.uint8), shape)
+
+
+@pytest.mark.parametrize(
+    ("shape", "options", "message"),
+    [
+        ((1, 16_777_216, 3), {}, "side over 16384"),  # issue 13 #4: took 72 s and 11 GB within max_pixels
+        ((16_777_216, 1, 3), {}, "side over 16384"),
+        ((4097, 4096, 3), {}, "max_pixels=16777216"),
+        ((33, 32, 3), {"max_pixels": 1024}, "max_pixels=1024"),
+        ((2, 3000, 3000, 3), {}, "batch of 2"),
+        ((2, 100, 100, 3), {"width": 4096, "height": 4096}, "inference resolution 4096x4096"),
+    ],
+)
+def test_sizes_beyond_the_limits_are_refused_before_any_copy(
+    checkpoint: Path, shape: tuple[int, ...], options: dict, message: str
+) -> None:
+    segmenter = Segmenter.from_checkpoint(checkpoint, InferenceConfig(device="cpu", **options))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=message):
+            segmenter(view(shape))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+@pytest.fixture(scope="module")
+def small_segmenter() -> Segmenter:
+    """An engine with a small max_pixels, so that every image it accepts runs in milliseconds."""
+    return Segmenter(FastSCNN(3, aux=False), TINY, InferenceConfig(device="cpu", backend="torch", max_pixels=64 * 64))
+
+
+dimension = st.one_of(st.integers(0, 80), st.integers(0, 2**31), st.sampled_from([31, 32, 16384, 16385]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shape=st.one_of(
+        st.lists(dimension, min_size=0, max_size=5),
+        st.lists(st.integers(1, 64), min_size=3, max_size=4).map(lambda s: [*s[:-1], 3]),  # mostly accepted
+    ),
+    dtype=st.sampled_from([np.uint8, np.uint8, np.uint8, np.int8, np.uint16, np.float32, np.bool_]),
+    channels_last=st.booleans(),
+)
+def test_any_array_gives_labels_or_an_input_error_within_bounded_memory(
+    small_segmenter: Segmenter, shape: list[int], dtype: type, channels_last: bool
+) -> None:
+    """The fault campaign's shapes as a property: labels of the image's size, or InputError before any copy."""
+    if channels_last and shape:
+        shape[-1] = 3
+    try:
+        image = np.broadcast_to(np.zeros((), dtype), shape)  # owns one element whatever the shape claims
+    except ValueError:
+        assume(False)  # no numpy array has that many elements
+    tracemalloc.start()
+    try:
+        try:
+            result = small_segmenter(image)
+        except InputError:
+            result = None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    if result is None:
+        assert peak < 64 << 10
+    else:
+        assert result.labels.shape == image.shape[:-1] and result.labels.dtype == np.uint8
+        assert image[..., 0].size <= 64 * 64
+
+
+@pytest.mark.parametrize("value", [None, [[[0, 0, 0]]], torch.zeros(40, 40, 3, dtype=torch.uint8), "image.png"])
+def test_what_is_not_an_array_is_an_input_error(small_segmenter: Segmenter, value: object) -> None:
+    with pytest.raises(InputError, match="numpy uint8 array"):
+        small_segmenter(value)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_any_side_from_one_pixel_to_the_limit_is_segmented(checkpoint: Path, backend: str) -> None:
+    """The network needs one pixel per side; a thin image within MAX_SIDE costs like 32x16384 at most."""
+    segmenter = Segmenter.from_checkpoint(checkpoint, InferenceConfig(device="cpu", backend=backend))
+    for shape in ((1, 1, 3), (20, 30, 3), (1, 16384, 3), (3, 1, 3)):
+        assert segmenter(np.zeros(shape, np.uint8)).labels.shape == shape[:2]
+
+
+def test_threads_zero_restores_the_library_default() -> None:
+    """Issue 13 #5: torch's thread count is process-wide; threads=0 after threads=N left N in place."""
+    model = FastSCNN(3, aux=False)
+    Segmenter(model, TINY, InferenceConfig(device="cpu", backend="torch", threads=inference._LIBRARY_THREADS + 1))
+    assert torch.get_num_threads() == inference._LIBRARY_THREADS + 1
+    Segmenter(model, TINY, InferenceConfig(device="cpu", backend="torch", threads=0))
+    assert torch.get_num_threads() == inference._LIBRARY_THREADS
+
+
+def rss() -> int:
+    """Resident memory of this process in bytes (Linux)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_onnxruntime_gives_a_large_frames_memory_back() -> None:
+    """ONNX Runtime's arena kept its high-water mark: one 2048x2048 frame left 0.3 GB resident for good."""
+    segmenter = Segmenter(FastSCNN(3, aux=False), TINY, InferenceConfig(device="cpu", backend="onnxruntime"))
+    small = np.zeros((64, 128, 3), np.uint8)
+    segmenter(small)
+    segmenter(small)
+    before = rss()
+    segmenter(np.zeros((2048, 2048, 3), np.uint8))
+    segmenter(small)
+    assert rss() - before < 100 << 20
 
 
 @pytest.mark.parametrize(
@@ -146,6 +247,24 @@ def test_batch_equals_single_images() -> None:
         assert (segmenter(image).labels == labels).mean() >= 0.995
 
 
+def test_every_option_is_described_once_with_its_bounds() -> None:
+    """The public schema the node's descriptors and the CLI derive from (InferenceConfig's field metadata)."""
+    from fast_scnn_core.inference import option_choices, option_help, option_range
+
+    assert option_range("width") == option_range("height") == (0, 16384)
+    assert option_range("threads") == (0, 1024)
+    assert option_range("max_pixels") == (1024, 16384 * 16384)
+    assert option_range("mode") is None and option_choices("mode") == ("cls", "prob")
+    assert option_choices("width") == ()
+    assert option_help("width") == "inference width in pixels; 32..16384, or 0 = the input image's width"
+    for field in dataclasses.fields(InferenceConfig):
+        assert option_help(field.name)
+        default = field.default
+        assert InferenceConfig(**{field.name: default}) == InferenceConfig()  # every default is within its range
+    with pytest.raises(KeyError, match="no option 'widht'"):
+        option_help("widht")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -155,7 +274,16 @@ def test_batch_equals_single_images() -> None:
         ({"width": -1}, "width"),
         ({"threads": -2}, "threads"),
         ({"max_pixels": 0}, "max_pixels"),
+        ({"max_pixels": 2**40}, "max_pixels 1099511627776 is out of range: expected 1024..268435456"),
         ({"device": "tpu"}, "device"),
+        # issue 13 #5: each of these was accepted, then failed every frame or killed the process
+        ({"width": 20000}, "width 20000 is out of range: expected 32..16384, or 0 = the input image's width"),
+        ({"height": 2**31 - 1}, "height"),
+        ({"width": 16}, "width 16 is out of range"),
+        ({"threads": 100000}, "threads 100000 is out of range: expected 1..1024, or 0 = the library's default"),
+        ({"width": 8192, "height": 4096}, "inference resolution 8192x4096 exceeds max_pixels=16777216"),
+        ({"width": True}, "width must be of type int"),
+        ({"fp16": "yes"}, "fp16 must be of type bool"),
     ],
 )
 def test_bad_config_is_refused(options: dict, message: str) -> None:

@@ -48,17 +48,17 @@ def test_aux_outputs_only_in_training_mode() -> None:
     x = torch.randn(2, 3, 64, 96)
     model.train()
     out = model(x)
-    assert isinstance(out, tuple) and len(out) == 3
-    assert all(o.shape == (2, 5, 64, 96) for o in out)
+    assert list(out) == ["out", "aux_downsample", "aux_global"]
+    assert all(o.shape == (2, 5, 64, 96) for o in out.values())
     model.eval()
     with torch.no_grad():
         assert isinstance(model(x), torch.Tensor)
 
 
-def test_no_aux_model_returns_logits_in_training() -> None:
+def test_no_aux_model_returns_only_out_in_training() -> None:
     model = FastSCNN(5, aux=False).train()
     out = model(torch.randn(2, 3, 32, 32))
-    assert isinstance(out, torch.Tensor) and out.shape == (2, 5, 32, 32)
+    assert list(out) == ["out"] and out["out"].shape == (2, 5, 32, 32)
 
 
 def test_cls_equals_argmax_of_prob() -> None:
@@ -94,8 +94,7 @@ def test_zero_skip_switch_changes_output() -> None:
 
 def test_every_parameter_gets_a_gradient() -> None:
     model = FastSCNN(3).train()
-    logits, aux1, aux2 = model(torch.randn(2, 3, 64, 64))
-    (logits.sum() + aux1.sum() + aux2.sum()).backward()
+    sum(o.sum() for o in model(torch.randn(2, 3, 64, 64)).values()).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,16 @@ from fast_scnn_core.checkpoint import load_checkpoint
 from fast_scnn_core.cli import main
 from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.train import TrainConfig, is_depthwise, parameter_groups, poly_lr, segmentation_loss, train
+from fast_scnn_core.train import (
+    Distributed,
+    TrainConfig,
+    is_depthwise,
+    parameter_groups,
+    per_process_batch,
+    poly_lr,
+    segmentation_loss,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,12 +74,55 @@ def test_depthwise_bn_and_bias_get_no_weight_decay() -> None:
 def test_aux_losses_are_weighted_0_4() -> None:
     target = torch.randint(0, 5, (2, 8, 8))
     target[0, 0] = 255
-    main_out, aux1, aux2 = (torch.randn(2, 5, 8, 8) for _ in range(3))
-    ce = [F.cross_entropy(o, target, ignore_index=255) for o in (main_out, aux1, aux2)]
-    loss = segmentation_loss((main_out, aux1, aux2), target, 0.4)
+    outputs = {name: torch.randn(2, 5, 8, 8) for name in ("out", "aux_downsample", "aux_global")}
+    ce = [F.cross_entropy(o, target, ignore_index=255) for o in outputs.values()]
+    loss = segmentation_loss(outputs, target, 0.4)
     assert loss.item() == pytest.approx((ce[0] + 0.4 * ce[1] + 0.4 * ce[2]).item(), rel=1e-6)
     assert TrainConfig().aux_weight == 0.4
-    assert segmentation_loss(main_out, target).item() == pytest.approx(ce[0].item())
+    assert segmentation_loss({"out": outputs["out"]}, target).item() == pytest.approx(ce[0].item())
+
+
+def test_a_batch_without_labelled_pixels_contributes_nothing() -> None:
+    outputs = {name: torch.randn(2, 5, 8, 8, requires_grad=True) for name in ("out", "aux_downsample", "aux_global")}
+    loss = segmentation_loss(outputs, torch.full((2, 8, 8), 255))
+    loss.backward()
+    assert loss.item() == 0.0 and all(torch.equal(o.grad, torch.zeros_like(o)) for o in outputs.values())
+    half = torch.randint(0, 5, (2, 8, 8))
+    half[1] = 255  # one image without labels: the mean is over the other's pixels
+    expected = F.cross_entropy(outputs["out"][:1], half[:1])
+    assert segmentation_loss({"out": outputs["out"]}, half).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _small_dataset(root: Path, unlabelled_split: str = "", train_frames: int = 4) -> Path:
+    """Synthetic train frames + 1 val frame of 64x128; every label of `unlabelled_split` is labelId 0 (ignored)."""
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(root, {"train": train_frames, "val": 1}, 64, 128)
+    for label in (root / "gtFine" / unlabelled_split).rglob("*_labelIds.png") if unlabelled_split else ():
+        cv2.imwrite(str(label), np.zeros((64, 128), np.uint8))
+    return root
+
+
+def test_training_on_unlabelled_batches_runs_and_counts_them(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    data = _small_dataset(tmp_path / "data", "train")
+    config = tiny_config(data, tmp_path / "run", "batch_size=2", "epochs=1", "log_every=2")
+    assert train(config) == 0
+    assert "2 batch(es) since the last log had no labelled pixel" in capsys.readouterr().err
+    weights = load_checkpoint(tmp_path / "run/last.pt")["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_validation_without_labelled_pixels_says_so_and_claims_no_best(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    data = _small_dataset(tmp_path / "data", "val")
+    assert train(tiny_config(data, tmp_path / "run", "batch_size=2", "epochs=1")) == 0
+    err = capsys.readouterr().err
+    assert "the val split has no labelled pixels (every label is 255, as in Cityscapes' test split" in err
+    assert "no validation had labelled pixels, so there is no best.pt" in err and "-100.00" not in err
+    assert not (tmp_path / "run/best.pt").exists() and (tmp_path / "run/last.pt").exists()
 
 
 def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
@@ -131,6 +185,46 @@ def test_refuses_to_overwrite_a_run(synth_root: Path, tmp_path: Path, tiny_confi
         train(tiny_config(synth_root, tmp_path / "none", "resume=true"))
 
 
+def test_data_errors_are_found_before_anything_is_written(tmp_path: Path, tiny_config: Callable) -> None:
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+    from fast_scnn_core.errors import DataError
+
+    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    label = sorted((tmp_path / "data/gtFine/val").rglob("*_labelIds.png"))[0]
+    cv2.imwrite(str(label), np.zeros((32, 128), np.uint8))
+    with pytest.raises(DataError, match=r"label is 128x32 but its image .* is 128x64"):
+        train(tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_started_again(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    """Unknown label ids show only when a label is decoded: the run has written config.yaml and tensorboard/."""
+    from fast_scnn_core.data.synthetic import write_synthetic_dataset
+    from fast_scnn_core.errors import DataError
+
+    write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
+    labels = sorted((tmp_path / "data/gtFine/train").rglob("*_labelIds.png"))
+    good = [label.read_bytes() for label in labels]
+    for label in labels:
+        cv2.imwrite(str(label), np.full((64, 128), 40, np.uint8))
+    config = tiny_config(tmp_path / "data", tmp_path / "run", "batch_size=2", "epochs=1")
+    with pytest.raises(DataError, match=r"label ids \[40\]"):
+        train(config)
+    assert (tmp_path / "run/config.yaml").exists() and not (tmp_path / "run/last.pt").exists()
+    for label, data in zip(labels, good, strict=True):
+        label.write_bytes(data)
+    assert train(config) == 0
+    assert "holds a run stopped before its first checkpoint: starting it again" in capsys.readouterr().err
+    assert len(list((tmp_path / "run/tensorboard").iterdir())) == 1  # the first attempt's log is gone
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files that no run wrote \(notes.txt\)"):
+        train(tiny_config(tmp_path / "data", tmp_path / "other", "batch_size=2"))
+    assert (tmp_path / "other/notes.txt").read_text() == "mine"
+
+
 def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     run_dir = tmp_path / "nan"
     config = tiny_config(synth_root, run_dir, "lr=1.0e+12", "epochs=50", "val_every=0")
@@ -141,16 +235,62 @@ def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path
         assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+def test_nan_loss_read_every_log_every_still_stops_before_any_save(
+    synth_root: Path, tmp_path: Path, tiny_config: Callable
+) -> None:
+    """The loss is read only every log_every iterations, but always before a save (here every 2 iterations)."""
+    run_dir = tmp_path / "nan"
+    config = tiny_config(
+        synth_root, run_dir, "lr=1.0e+12", "epochs=50", "val_every=0", "log_every=1000", "save_every=2"
+    )
+    with pytest.raises(FastSCNNError, match=r"the loss became nan (at iteration|between iterations) \d+"):
+        train(config)
+    if (run_dir / "last.pt").exists():
+        weights = load_checkpoint(run_dir / "last.pt")["model"]
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.train import RunState
+
+    config = TrainConfig(run_dir=str(tmp_path / "run"))
+    state = RunState.create(config, CITYSCAPES, Distributed(torch.device("cpu")))
+    with torch.no_grad():
+        state.model.classifier.conv.weight[0, 0] = math.inf
+    with pytest.raises(FastSCNNError, match=r"weights became non-finite \(classifier.conv.weight\)"):
+        state.save()
+    assert not (tmp_path / "run").exists()
+
+
 def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_config: Callable) -> None:
     from fast_scnn_core.data.synthetic import write_synthetic_dataset
     from fast_scnn_core.errors import DataError
 
     images = write_synthetic_dataset(tmp_path / "data", {"train": 4, "val": 1}, 64, 128)
-    images[2].write_bytes(b"not a png")
+    images[2].write_bytes(images[2].read_bytes()[:100])  # header intact: found when a worker decodes it
     config = tiny_config(tmp_path / "data", tmp_path / "run", "data.workers=1", "epochs=1")
     with pytest.raises(DataError) as exc:
         train(config)
     assert str(exc.value) == f"{images[2]}: cannot read the image (missing, corrupt or not an image file)"
+
+
+def test_ros2_run_train_without_data_says_fast_scnn_synth_makes_it(tmp_path: Path) -> None:
+    """`ros2 run fast_scnn_core train` is `fast-scnn train`: the quick-start config before `fast-scnn synth`."""
+    ros2 = Path(sys.executable).with_name("ros2")
+    if not ros2.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the ROS 2 command line is not installed in the venv (make venv installs it)")
+        pytest.skip("the ROS 2 command line is not installed in the venv (make venv installs it)")
+    env = {**_env(), "AMENT_PREFIX_PATH": sys.prefix}
+    command = [str(ros2), "run", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == (
+        "fast-scnn train: error: data/synth: no such directory; point data.root= at Cityscapes (leftImg8bit/ and "
+        "gtFine/), or make the synthetic set in this layout there with `fast-scnn synth --out data/synth`\n"
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_unknown_config_key_is_named(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -191,17 +331,107 @@ def test_sigterm_saves_last_and_exits(synth_root: Path, tmp_path: Path) -> None:
     assert checkpoint["iteration"] >= 2 and checkpoint["training_state"]["optimizer"]["state"]
 
 
+def _torchrun_train(synth_root: Path, run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`fast-scnn train` in 2 CPU processes on gloo through torchrun, as a cluster job starts it."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", *overrides]
+    command += ["data.workers=0", "plots=false", "device=cpu"]
+    return subprocess.run(command, cwd=run_dir.parent, env=_env(), capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight_run(
+    tmp_path: Path, tiny_config: Callable
+) -> None:
+    """The stop flag is read with the loss: with log_every beyond the epoch, a SIGTERM during epoch 0 is
+    taken on its last iteration (4), before its validation. The resumed run must still validate epoch 0."""
+    data = _small_dataset(tmp_path / "data", train_frames=8)  # 4 iterations: the signal lands well inside
+    options = ["epochs=2", "val_every=1", "log_every=1000", "batch_size=2"]
+    assert train(tiny_config(data, tmp_path / "straight", *options)) == 0
+    run_dir = tmp_path / "split"
+    command = [sys.executable, "-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
+    command += [f"data.root={data}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "data.workers=0"]
+    command += ["plots=false", *options]
+    env = {**_env(), "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same float sums as in this process
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    seen = b""
+    while b"iterations/epoch" not in seen and process.poll() is None:  # the loop is about to start
+        seen += os.read(process.stderr.fileno(), 4096)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, (seen + err).decode()[-2000:]
+    stopped = load_checkpoint(run_dir / "last.pt")
+    assert (stopped["iteration"], stopped["epoch"]) == (4, 0)  # epoch 0's iterations done, its end not
+    assert train(tiny_config(data, run_dir, *options, "resume=true")) == 0
+
+    def validations(run: Path) -> list[dict]:
+        history = json.loads((run / "metrics.json").read_text())["history"]["val"]
+        return [{k: v for k, v in entry.items() if k != "minutes"} for entry in history]
+
+    assert [v["iteration"] for v in validations(tmp_path / "straight")] == [4, 8]
+    assert validations(run_dir) == validations(tmp_path / "straight")
+    for name in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(tmp_path / "straight" / name), load_checkpoint(run_dir / name)
+        assert (a["iteration"], a["epoch"]) == (b["iteration"], b["epoch"]), name
+        assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items()), name
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_with_gloo_through_torchrun(synth_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
-    command += [f"data.root={synth_root}", f"run_dir={run_dir}", "data.crop_size=[64,128]", "batch_size=8"]
-    command += ["epochs=1", "data.workers=0", "plots=false", "device=cpu"]
-    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    result = _torchrun_train(synth_root, run_dir, "batch_size=8", "epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "batch 8 on 2 x cpu" in result.stderr
     checkpoint = load_checkpoint(run_dir / "last.pt")
     assert checkpoint["iteration"] == 4  # 32 images / global batch 8, each process 4 per step
     assert sorted(p.name for p in run_dir.glob("*.pt")) == ["best.pt", "last.pt"]
     assert math.isfinite(checkpoint["metrics"]["miou"])
+
+
+# Per-process batch: BatchNorm after the pyramid pooling's 1x1 bin sees one value per image and process.
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "world", "device", "sync_bn", "expected"),
+    [
+        (12, 1, "cpu", False, 12),
+        (2, 1, "cpu", False, 2),
+        (8, 4, "cpu", False, 2),
+        (4, 4, "cuda", True, 1),  # SyncBatchNorm: statistics over the 4 processes' images
+        (1, 1, "cpu", False, "batch_size=1: BatchNorm cannot train on one image"),
+        (1, 1, "cuda", True, "batch_size=1: BatchNorm cannot train on one image"),  # nothing to sync with
+        (4, 4, "cuda", False, "batch_size=4 over 4 processes is 1 image per process.*add sync_bn=true"),
+        (2, 2, "cpu", True, r"sync_bn=true needs CUDA.*batch_size>=4"),
+        (6, 4, "cpu", False, "batch_size=6 is not divisible by the 4 processes"),
+    ],
+)
+def test_per_process_batch_rule(batch_size: int, world: int, device: str, sync_bn: bool, expected) -> None:
+    config = TrainConfig(batch_size=batch_size, sync_bn=sync_bn)
+    env = Distributed(torch.device(device), 0, world)
+    if isinstance(expected, int):
+        assert per_process_batch(config, env) == expected
+    else:
+        with pytest.raises(ConfigError, match=expected):
+            per_process_batch(config, env)
+
+
+def test_batch_of_one_is_refused_before_anything_is_written(
+    synth_root: Path, tmp_path: Path, tiny_config: Callable
+) -> None:
+    run_dir = tmp_path / "one"
+    with pytest.raises(ConfigError, match=r"batch_size=1: .*use batch_size>=2"):
+        train(tiny_config(synth_root, run_dir, "batch_size=1"))
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_one_image_per_process_under_torchrun_is_refused_before_anything_is_written(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "ddp1"
+    result = _torchrun_train(synth_root, run_dir, "batch_size=2", "epochs=1")
+    assert result.returncode != 0
+    assert "batch_size=2 over 2 processes is 1 image per process" in result.stderr, result.stderr[-3000:]
+    assert "Expected more than 1 value per channel" not in result.stderr
+    assert not run_dir.exists()

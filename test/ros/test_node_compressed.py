@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
@@ -43,11 +44,25 @@ def test_compressed_input_is_segmented_with_its_header(node, ros: RosHarness, ch
         assert np.mean(image_to_numpy(labels) == expected) > 0.99
 
 
+def garbled_jpeg() -> bytes:
+    """A camera-like JPEG with 200 bytes of garbage mid-stream (OpenCV decodes it into smeared blocks)."""
+    jpeg = bytes(rgb8_to_compressed(cv2.GaussianBlur(random_rgb(H, W, seed=3), (9, 9), 3), "jpeg").data)
+    middle = len(jpeg) // 2
+    return jpeg[:middle] + bytes(np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8)) + jpeg[middle + 200 :]
+
+
+def png_bomb(side: int = 5000) -> bytes:
+    """A valid 25 Mpixel PNG of zeros in 25 kB: over max_pixels, refused from its header (issue 13 #3)."""
+    return bytes(rgb8_to_compressed(np.zeros((side, side, 3), np.uint8), "png").data)
+
+
 def test_corrupt_compressed_messages_are_counted_and_survived(node, ros: RosHarness) -> None:
     corpus = {
         "corrupt_jpeg": CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8),
         "empty": CompressedImage(format="jpeg", data=b""),
         "depth": CompressedImage(format="16UC1; compressedDepth png", data=b"\0" * 32),
+        "garbage_mid_stream": CompressedImage(format="jpeg", data=garbled_jpeg()),
+        "png_bomb": CompressedImage(format="png", data=png_bomb()),
     }
     publisher = ros.publisher(CompressedImage, COMPRESSED)
     for kind, msg in corpus.items():
