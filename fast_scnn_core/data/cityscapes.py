@@ -48,7 +48,6 @@ def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtF
     if not image_dir.is_dir():
         raise DataError(
             f"{image_dir}: no such directory; expected Cityscapes' leftImg8bit/{split}/<city>/ under {root}"
-            f" (`fast-scnn synth --out {root}` writes a synthetic dataset there)"
         )
     images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not images:

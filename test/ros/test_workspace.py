@@ -63,7 +63,7 @@ def test_training_without_data_says_how_to_make_it(ros2_workspace: Workspace) ->
     command = next(c for c in section_commands()[0] if c.startswith("ros2 run fast_scnn_core train"))
     result = ros2_workspace.shell(f"{command} data.root=data/missing {shlex.quote('run_dir=runs/missing')}")
     assert result.returncode == 2
-    assert "`fast-scnn synth --out data/missing` writes a synthetic dataset there" in result.stderr, result.stderr
+    assert "`fast-scnn synth --out data/missing`" in result.stderr, result.stderr
 
 
 def test_docs_camera_driver_export_names_the_installed_profile(ros2_workspace: Workspace) -> None:
