@@ -2,10 +2,12 @@
 
 Both `colcon build` and `pip install` lay out the ament index so `ros2 run` / `ros2 launch` find us:
   share/ament_index/resource_index/packages/{fast_scnn_ros,fast_scnn_core}   (markers)
-  share/fast_scnn_ros/{package.xml,launch/,config/}
+  share/fast_scnn_ros/{package.xml,launch/,config/}, share/fast_scnn_core/package.xml
   lib/fast_scnn_ros/segmentation_node, lib/fast_scnn_core/train            (launcher scripts)
-The launchers are data_files, not console_scripts: a wheel ignores setup.cfg's install_scripts,
-and pip keeps a data file's run bit.
+  bin/fast-scnn                                                            (console script)
+The launchers are data_files, not console_scripts: pip puts console scripts into bin/ whatever
+setup.cfg says, and keeps a data file's run bit. There is no setup.cfg, so colcon also installs
+`fast-scnn` into bin/, which install/setup.bash puts on PATH (lib/<pkg>/ is not on PATH).
 """
 
 from glob import glob
@@ -38,6 +40,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/fast_scnn_ros", "resource/fast_scnn_core"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        ("share/fast_scnn_core", ["fast_scnn_core/package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
         ("lib/fast_scnn_ros", ["scripts/segmentation_node"]),

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from fast_scnn_core.atomic import atomic_write_bytes
-from fast_scnn_core.config import from_dict
+from fast_scnn_core.config import from_dict, quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.model import ARCH_VERSION, AUX_PREFIXES, FastSCNN
@@ -39,10 +39,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESUME_KEYS = ("optimizer", "scaler", "best_miou", "history")
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-_TRAIN_HINT = (
-    "Train one with `fast-scnn train` (quick start on synthetic data: `fast-scnn synth --out data/synth` then "
-    "`fast-scnn train --config config/train_synthetic.yaml`)"
-)
 
 
 @dataclass
@@ -208,7 +204,9 @@ def _check_file(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist. {_TRAIN_HINT}") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not exist. Train one with `fast-scnn train` ({quick_start_hint()})"
+        ) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if stat.S_ISDIR(mode):

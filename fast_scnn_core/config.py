@@ -143,3 +143,23 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
                 raise ConfigError(f"override {text!r}: {k} is not a section")
         node[keys[-1]] = value
     return from_dict(cls, data, where)
+
+
+def shipped_config(name: str) -> Path:
+    """The project's config/<name> where this installation keeps it (for messages that name a config file).
+
+    `pip install` and `colcon build` put config/ into <prefix>/share/fast_scnn_ros/config (this module is
+    <prefix>/lib/pythonX.Y/site-packages/fast_scnn_core/config.py); a source checkout has it beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    prefix = package.parents[3] if len(package.parents) > 3 else package  # <prefix>/lib/pythonX.Y/site-packages
+    for folder in (prefix / "share/fast_scnn_ros/config", package.parent / "config"):
+        if (folder / name).is_file():
+            return folder / name
+    return Path("config") / name
+
+
+def quick_start_hint() -> str:
+    """The commands that make a first checkpoint, with this installation's quick-start config."""
+    config = shipped_config("train_synthetic.yaml")
+    return f"quick start on synthetic data: `fast-scnn synth --out data/synth` then `fast-scnn train --config {config}`"

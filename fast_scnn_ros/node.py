@@ -35,6 +35,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from fast_scnn_core.config import quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import IGNORE_INDEX, mask_class_ids, mask_topic_names
@@ -47,6 +48,7 @@ from fast_scnn_ros.conversions import (
     image_to_rgb8,
     numpy_to_image,
 )
+from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
 
 NODE_NAME = "fast_scnn"
 # Input names are relative so that launch remaps them (image -> /camera/image_raw); compressed input
@@ -285,8 +287,7 @@ class SegmentationNode(Node):
         if not self._engine.checkpoint:
             raise CheckpointError(
                 "parameter 'checkpoint' is not set: pass checkpoint:=/path/to/model.pt (launch argument) or "
-                "-p checkpoint:=... Train one with `fast-scnn train` (quick start on synthetic data: "
-                "`fast-scnn synth --out data/synth` then `fast-scnn train --config config/train_synthetic.yaml`)"
+                f"-p checkpoint:=... Train one with `fast-scnn train` ({quick_start_hint()})"
             )
         self._segmenter = Segmenter.from_checkpoint(self._engine.checkpoint, self._engine)
         self._classes = self._segmenter.classes
@@ -379,18 +380,21 @@ class SegmentationNode(Node):
         except (FastSCNNError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._publish_lock:
+            published_masks = self._settings.mask_classes
             self._segmenter, self._engine, self._settings = segmenter, engine, settings
             self._sync_publishers(settings)
+        if settings.mask_classes != published_masks:
+            self._class_info_pub.publish(String(data=self.class_info_json()))  # latched: late joiners see the new list
         return SetParametersResult(successful=True)
 
     def _sync_publishers(self, settings: OutputSettings) -> None:
         """Create the publishers the settings ask for and destroy the others (caller holds the publish lock)."""
         wanted = {LABELS_TOPIC: Image}
-        wanted.update({f"{MASKS_TOPIC}/{self._mask_tokens[i]}": Image for i in settings.mask_classes})
+        wanted.update({self._mask_topic(i): Image for i in settings.mask_classes})
         for enabled, topic, kind in (
             (settings.color, COLOR_TOPIC, Image),
             (settings.overlay, OVERLAY_TOPIC, Image),
-            (settings.confidence, CONFIDENCE_TOPIC, Image),
+            (settings.confidence and self._engine.mode == "prob", CONFIDENCE_TOPIC, Image),  # cls mode has none
             (settings.camera_info, CAMERA_INFO_OUT_TOPIC, CameraInfo),
         ):
             if enabled:
@@ -401,14 +405,19 @@ class SegmentationNode(Node):
             if topic not in self._publishers_by_topic:
                 self._publishers_by_topic[topic] = self.create_publisher(kind, topic, self._output_qos)
 
+    def _mask_topic(self, class_id: int) -> str:
+        return f"{MASKS_TOPIC}/{self._mask_tokens[class_id]}"
+
     def class_info_json(self) -> str:
-        """What /segmentation/class_info carries: ids, names, RGB colours and mask topic names of the classes."""
+        """What /segmentation/class_info carries: per class id its name, RGB colour and topic name (the
+        `masks/<topic_name>` a class gets when listed in mask_classes), and the mask topics published now."""
         return json.dumps(
             {
                 "ids": list(range(self._classes.num_classes)),
                 "names": list(self._classes.names),
                 "colors": [list(c) for c in self._classes.colors],
-                "mask_topics": self._mask_tokens,
+                "topic_names": self._mask_tokens,
+                "mask_topics": [self.resolve_topic_name(self._mask_topic(i)) for i in self._settings.mask_classes],
                 "ignore_id": IGNORE_INDEX,
             }
         )
@@ -491,7 +500,7 @@ class SegmentationNode(Node):
             return topic in pubs and pubs[topic].get_subscription_count() > 0
 
         for class_id in settings.mask_classes:
-            topic = f"{MASKS_TOPIC}/{self._mask_tokens[class_id]}"
+            topic = self._mask_topic(class_id)
             if wanted(topic):
                 pubs[topic].publish(numpy_to_image(class_mask(labels, class_id), "mono8", header))
         if wanted(COLOR_TOPIC):
@@ -557,16 +566,21 @@ class SegmentationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    stop_on_first_signal()
     node = None
     try:
+        rclpy.init(args=args)
         node = SegmentationNode()
         rclpy.spin(node)
     except (FastSCNNError, ParameterException) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (StopRequested, ExternalShutdownException):
         pass
+    except Exception:
+        if not stopped_by_signal():
+            raise
+        # rclpy's handler shut the context down while the node was being built (RCLError): that is the stop
     finally:
         if node is not None:
             node.close()

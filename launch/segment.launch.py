@@ -3,46 +3,84 @@
 Parameters come from `params_file` (default: the installed config/segment.yaml); a launch argument
 given on the command line overrides its parameter, one left empty keeps the file's value. The
 camera topics are remapped onto the node's `image` and `camera_info` inputs (compressed input reads
-<image_topic>/compressed).
+<image_topic>/compressed). The node's process gets `fastdds_profile` (large outputs over shared
+memory, docs/ros.md). When the node exits with an error (e.g. it cannot start), `ros2 launch` exits
+non-zero after the node's one-line reason.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.utilities.type_utils import get_typed_value
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchContext, LaunchDescription
 
 # Launch arguments that override the node parameter of the same name when given (value type of each).
 OVERRIDES = {"checkpoint": str, "device": str, "width": int, "height": int, "input_compressed": bool}
+# Fast DDS 3 reads the XML profile named by this variable when a process starts.
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
-def segmentation_node(context: LaunchContext) -> list[Node]:
-    overrides = {
-        name: ParameterValue(value, value_type=value_type)
-        for name, value_type in OVERRIDES.items()
-        if (value := LaunchConfiguration(name).perform(context)) != ""
-    }
+def parameter_overrides(context: LaunchContext) -> dict[str, str | int | bool]:
+    """The OVERRIDES given on the command line, typed by launch's own rules ('512' -> 512, 'true' -> True).
+
+    Typed here because launch_ros' ParameterValue(value_type=int) type-checks an evaluated string
+    instead of converting it ('512' is not an int).
+    """
+    overrides = {}
+    for name, value_type in OVERRIDES.items():
+        text = LaunchConfiguration(name).perform(context)
+        if text == "":
+            continue
+        try:
+            overrides[name] = get_typed_value(text, value_type)
+        except ValueError:
+            expected = "true or false" if value_type is bool else "an integer"
+            raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
+    return overrides
+
+
+def fastdds_environment(context: LaunchContext) -> dict[str, str]:
+    """The node's Fast DDS profile variable; empty `fastdds_profile` leaves the environment as it is."""
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    if profile and not os.path.isfile(profile):
+        raise ValueError(f"launch argument fastdds_profile:={profile}: no such file")
+    return {PROFILE_VARIABLE: profile} if profile else {}
+
+
+def fail_on_error_exit(event: ProcessExited, context: LaunchContext) -> None:
+    """launch logs a process's non-zero exit and still exits 0; an exception is what makes `ros2 launch` fail."""
+    if event.returncode != 0:
+        raise RuntimeError(f"{event.process_name} exited with status {event.returncode} (its reason is logged above)")
+
+
+def segmentation_node(context: LaunchContext) -> list:
+    """The node with the arguments of this launch, and the handler that fails the launch if it exits with an error."""
     node = Node(
         package="fast_scnn_ros",
         executable="segmentation_node",
         name="fast_scnn",
         output="screen",
         emulate_tty=True,
-        parameters=[LaunchConfiguration("params_file"), overrides],
+        parameters=[LaunchConfiguration("params_file"), parameter_overrides(context)],
         remappings=[
             ("image", LaunchConfiguration("image_topic")),
             ("camera_info", LaunchConfiguration("camera_info_topic")),
         ],
+        additional_env=fastdds_environment(context),
     )
-    return [node]
+    return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=fail_on_error_exit))]
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_params = os.path.join(get_package_share_directory("fast_scnn_ros"), "config", "segment.yaml")
+    share = get_package_share_directory("fast_scnn_ros")
+    default_params = os.path.join(share, "config", "segment.yaml")
+    default_profile = os.path.join(share, "config", "fastdds_large_images.xml")
     keep = " (empty: keep the params file's value)"
     arguments = [
         DeclareLaunchArgument("checkpoint", default_value="", description="Fast-SCNN checkpoint (.pt)" + keep),
@@ -56,6 +94,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("height", default_value="", description="inference height; 0 = input height" + keep),
         DeclareLaunchArgument(
             "input_compressed", default_value="", description="true: subscribe <image_topic>/compressed" + keep
+        ),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=EnvironmentVariable(PROFILE_VARIABLE, default_value=default_profile),
+            description=f"Fast DDS XML profile of the node's process (default: ${PROFILE_VARIABLE} if set, else the "
+            "installed config/fastdds_large_images.xml; empty: leave the environment as it is)",
         ),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=segmentation_node)])

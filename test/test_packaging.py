@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ def test_ament_index_marker_exists(prefix: Path, package: str) -> None:
 def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
     share = prefix / "share/fast_scnn_ros"
     assert (share / "package.xml").is_file()
+    assert (prefix / "share/fast_scnn_core/package.xml").is_file()  # `ros2 pkg xml fast_scnn_core`
     assert sorted(p.name for p in (share / "launch").iterdir()) == sorted(
         p.name for p in (REPO / "launch").glob("*.launch.py")
     )
@@ -71,6 +73,27 @@ def test_lib_executables_exist_and_are_executable(prefix: Path, executable: str)
 
 def test_console_script_installed(prefix: Path) -> None:
     assert os.access(prefix / "bin/fast-scnn", os.X_OK)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "name"), [("package.xml", "fast_scnn_ros"), ("fast_scnn_core/package.xml", "fast_scnn_core")]
+)
+def test_package_manifests_are_valid_format_3_with_the_release_version(manifest: str, name: str) -> None:
+    """What rosdep and `ros2 pkg xml` read: a valid package.xml per package, versioned as setup.py is."""
+    catkin_pkg = pytest.importorskip("catkin_pkg.package", reason="catkin_pkg comes with colcon and the ROS CLI")
+    package = catkin_pkg.parse_package(REPO / manifest)  # validates against REP 149
+    assert package.name == name
+    version = re.search(r'version="([^"]+)"', (REPO / "setup.py").read_text()).group(1)
+    assert package.version == version and package.get_build_type() == "ament_python"
+
+
+def test_error_messages_name_the_installed_quick_start_config(prefix: Path, tmp_path: Path) -> None:
+    """The no-checkpoint hint names <prefix>/share/fast_scnn_ros/config/train_synthetic.yaml, not the checkout's."""
+    script = "from fast_scnn_core.config import quick_start_hint; print(quick_start_hint())"
+    env = {**os.environ, "PYTHONPATH": str(site_packages(prefix))}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
+    config = prefix / "share/fast_scnn_ros/config/train_synthetic.yaml"
+    assert result.stdout.strip().endswith(f"`fast-scnn train --config {config}`"), result.stdout + result.stderr
 
 
 def test_installed_train_executable_is_fast_scnn_train(prefix: Path, tmp_path: Path) -> None:
@@ -106,8 +129,11 @@ def test_colcon_build_lays_out_the_same_ament_index(tmp_path: Path) -> None:
         assert (installed / "share/ament_index/resource_index/packages" / package).is_file()
     assert (installed / "share/fast_scnn_ros/package.xml").is_file()
     assert (installed / "share/fast_scnn_ros/launch/segment.launch.py").is_file()
+    assert (installed / "share/fast_scnn_core/package.xml").is_file()
     for executable in ("fast_scnn_ros/segmentation_node", "fast_scnn_core/train"):
         assert os.access(installed / "lib" / executable, os.X_OK)
+    # bin/ is what install/setup.bash puts on PATH (lib/<pkg>/ is only for `ros2 run`)
+    assert os.access(installed / "bin/fast-scnn", os.X_OK)
 
 
 def test_ament_index_resolves_packages_like_ros2_run(prefix: Path) -> None:

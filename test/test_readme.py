@@ -70,14 +70,47 @@ def test_topic_table_matches_the_node() -> None:
     assert documented == expected
 
 
-def test_launch_argument_table_matches_the_launch_file() -> None:
+def launch_arguments() -> dict[str, tuple[str, ast.expr]]:
+    """The launch file's arguments in order: name -> (ROS type name, default_value expression).
+
+    Arguments in its OVERRIDES table are typed as it converts them (and as the node parameter they
+    override); the others are topic names and file paths (strings).
+    """
     tree = ast.parse((REPO / "launch/segment.launch.py").read_text())
-    declared = [
-        ast.literal_eval(call.args[0])
-        for call in ast.walk(tree)
-        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument"
-    ]
-    assert [row[0].strip("`") for row in table("launch-arguments")] == declared
+    [overrides] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "OVERRIDES"]
+    types = {ast.literal_eval(k): v.id for k, v in zip(overrides.keys, overrides.values, strict=True)}
+    arguments = {}
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
+            name = ast.literal_eval(call.args[0])
+            default = next(k.value for k in call.keywords if k.arg == "default_value")
+            python_type = types.get(name, "str")
+            arguments[name] = ("string" if python_type == "str" else python_type, default)
+    return arguments
+
+
+def test_launch_argument_table_matches_the_launch_file() -> None:
+    arguments = launch_arguments()
+    rows = table("launch-arguments")
+    assert [row[0].strip("`") for row in rows] == list(arguments), "README launch arguments: names or order differ"
+    for name, type_name, default, _ in rows:
+        expected_type, default_value = arguments[name.strip("`")]
+        assert type_name == expected_type, name
+        if not isinstance(default_value, ast.Constant):  # computed from the installed share directory
+            assert "installed" in default, name
+        elif default_value.value == "":  # not given: the params file's value stays
+            assert default == "(params file)", name
+        else:
+            assert default == f"`{default_value.value}`", name
+
+
+def test_launch_commands_in_the_docs_use_declared_arguments() -> None:
+    arguments = launch_arguments()
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = re.sub(r"\\\n\s*", "", doc.read_text())  # join continued lines
+        for command in re.findall(r"ros2 launch fast_scnn_ros segment\.launch\.py[^\n`]*", text):
+            used = set(re.findall(r"(\w+):=", command))
+            assert used <= set(arguments), f"{doc.name}: {command!r} uses undeclared {used - set(arguments)}"
 
 
 @pytest.mark.parametrize("command", ["make test", "make demo"])

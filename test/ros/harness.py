@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import SetParametersResult
@@ -31,42 +33,146 @@ PARAMS_FILE = REPO / "config/segment.yaml"
 TIMEOUT = 60.0  # generous: a loaded 2-core machine starts torch slowly
 
 
-class NodeProcess:
-    """segmentation_node started as launch does: params file, overrides, remaps; output kept in files."""
+class Process:
+    """A command in its own process group, as a terminal starts it; stdout and stderr kept in one file.
+
+    stdin is a pseudo-terminal when `terminal` (then `ros2 launch` behaves as typed in a shell: Ctrl-C
+    reaches its nodes from the terminal only), else /dev/null (as under CI or systemd: launch then
+    also forwards SIGINT itself).
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        terminal: bool = False,
+        cwd: Path | None = None,
+    ) -> None:
+        """Output goes to workdir/output.txt; the process runs in `cwd` (default: workdir)."""
+        self.workdir = workdir
+        self.log = open(workdir / "output.txt", "w")  # noqa: SIM115 - closed in stop()
+        stdin, self._pty = subprocess.DEVNULL, None
+        if terminal:
+            self._pty, stdin = os.openpty()
+        # PYTHONPATH: run the working tree's code through the installed launchers (identical in CI).
+        env = {"PYTHONPATH": str(REPO), **(env or os.environ), "PYTHONUNBUFFERED": "1"}
+        where = {"env": env, "cwd": cwd or workdir, "start_new_session": True}
+        self.popen = subprocess.Popen(command, stdin=stdin, stdout=self.log, stderr=subprocess.STDOUT, **where)
+        if terminal:
+            os.close(stdin)
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.workdir / "output.txt").read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = TIMEOUT) -> None:
+        """Until `text` is in the output; fails with the output if the process ends or time runs out first."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.popen.poll() is None, f"exited with {self.popen.returncode} before {text!r}:\n{self.output()}"
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output()}"
+            time.sleep(0.05)
+
+    def signal(self, signum: int, timeout: float = TIMEOUT) -> int:
+        """Send a signal to the process and wait for the exit status."""
+        self.popen.send_signal(signum)
+        return self.popen.wait(timeout=timeout)
+
+    def interrupt(self, timeout: float = TIMEOUT) -> int:
+        """Ctrl-C: SIGINT to the whole process group, as a terminal sends it; the exit status."""
+        os.killpg(self.popen.pid, signal.SIGINT)
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Ctrl-C if still running; SIGKILL to the group if that does not end it."""
+        if self.popen.poll() is None:
+            try:
+                self.interrupt(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        if self._pty is not None:
+            os.close(self._pty)
+            self._pty = None
+        self.log.close()
+
+
+class NodeProcess(Process):
+    """segmentation_node started as launch does: params file, overrides, remaps."""
 
     def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True) -> None:
         if not os.access(EXECUTABLE, os.X_OK):
             pytest.fail(f"{EXECUTABLE} is missing: install the project into this environment first (make venv)")
-        self.workdir = workdir
         args = ["--ros-args", *(["--params-file", str(PARAMS_FILE)] if params_file else []), *ros_args]
-        # PYTHONPATH: run the working tree's code through the installed launcher (identical in CI).
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        self.stdout = open(workdir / "stdout.txt", "w")  # noqa: SIM115 - closed in stop()
-        self.stderr = open(workdir / "stderr.txt", "w")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            [str(EXECUTABLE), *args], stdout=self.stdout, stderr=self.stderr, env=env, cwd=workdir
-        )
+        super().__init__([str(EXECUTABLE), *args], workdir)
 
-    def output(self) -> str:
-        self.stdout.flush()
-        self.stderr.flush()
-        return (self.workdir / "stdout.txt").read_text() + (self.workdir / "stderr.txt").read_text()
 
-    def signal(self, signum: int, timeout: float = TIMEOUT) -> int:
-        """Send a signal and wait for the exit status."""
-        self.popen.send_signal(signum)
-        return self.popen.wait(timeout=timeout)
+class Ros2:
+    """The `ros2` command line in one environment, as a user types it; stop_all() ends what it started."""
 
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.stdout.close()
-        self.stderr.close()
+    def __init__(self, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.env = env
+        self._tmp_path_factory = tmp_path_factory
+        self._started: list[Process] = []
+
+    def start(self, *args: str, terminal: bool = False) -> Process:
+        """`ros2 ARGS` running in the background (launch, run, topic pub)."""
+        return self.start_command(["ros2", *args], terminal=terminal)
+
+    def start_command(
+        self, command: list[str], terminal: bool = False, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Process:
+        """Any command in the background, in this environment unless `env` is given."""
+        proc = Process(command, self._tmp_path_factory.mktemp("process"), env or self.env, terminal, cwd)
+        self._started.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout: float = TIMEOUT) -> str:
+        """`ros2 ARGS` to its end; its stdout (fails with its output on a non-zero exit)."""
+        env = {"PYTHONPATH": str(REPO), **self.env}
+        result = subprocess.run(["ros2", *args], env=env, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, f"ros2 {' '.join(args)} -> {result.returncode}\n{result.stdout}{result.stderr}"
+        return result.stdout
+
+    def publish(self, topic: str, msg_type: str, values: str, rate: float = 5.0) -> Process:
+        """A camera: `ros2 topic pub` at `rate` Hz with sensor-data QoS (REP 2003), until stopped."""
+        return self.start("topic", "pub", "-r", str(rate), "--qos-profile", "sensor_data", topic, msg_type, values)
+
+    def receive(self, topic: str, msg_type: str, frame_id: str, timeout: float = TIMEOUT) -> dict:
+        """A planner: the first message on `topic` with this header.frame_id, by `ros2 topic echo` (arrays left out)."""
+        out = self.run(
+            "topic", "echo", "--no-daemon", "--once", "--no-arr", "--timeout", str(int(timeout)),
+            "--filter", f"m.header.frame_id == {frame_id!r}", topic, msg_type, timeout=timeout + 30,
+        )  # fmt: skip
+        assert out.strip(), f"nothing on {topic} with frame_id {frame_id!r} within {timeout} s"
+        return yaml.safe_load(out.split("\n---")[0])
+
+    def stop_all(self) -> None:
+        for proc in self._started:
+            proc.stop()
+
+
+def image_yaml(rgb: np.ndarray, frame_id: str) -> str:
+    """An rgb8 sensor_msgs/Image as the YAML values `ros2 topic pub` takes."""
+    height, width, _ = rgb.shape
+    data = ", ".join(map(str, rgb.ravel().tolist()))
+    header = f"header: {{frame_id: {frame_id}}}"
+    return f"{{{header}, height: {height}, width: {width}, encoding: rgb8, step: {width * 3}, data: [{data}]}}"
+
+
+def compressed_yaml(rgb: np.ndarray, frame_id: str) -> str:
+    """A png sensor_msgs/CompressedImage as the YAML values `ros2 topic pub` takes."""
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert ok
+    return f"{{header: {{frame_id: {frame_id}}}, format: png, data: [{', '.join(map(str, png.ravel().tolist()))}]}}"
+
+
+def camera_info_yaml(width: int, height: int, frame_id: str) -> str:
+    """A sensor_msgs/CameraInfo (pinhole, focal length = width) as the YAML values `ros2 topic pub` takes."""
+    k = [width, 0, width / 2, 0, width, height / 2, 0, 0, 1]
+    p = [*k[:3], 0, *k[3:6], 0, *k[6:], 0]
+    return f"{{header: {{frame_id: {frame_id}}}, width: {width}, height: {height}, k: {k}, p: {p}}}"
 
 
 class Collector:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 from conftest import CLASSES
 from diagnostic_msgs.msg import DiagnosticStatus
 from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
 
 from fast_scnn_core.inference import Segmenter
 from fast_scnn_core.visualize import overlay
@@ -161,6 +164,36 @@ def test_color_overlay_and_confidence_match_the_labels(node, ros: RosHarness) ->
         ros.set_parameters(overlay_alpha=0.5)
 
 
+def test_confidence_is_published_in_prob_mode_only(node, ros: RosHarness) -> None:
+    def publishes_confidence() -> bool:
+        return ros.node.count_publishers("/segmentation/confidence") > 0
+
+    assert ros.spin_until(publishes_confidence, timeout=10)  # this module's node runs in prob mode
+    assert all(r.successful for r in ros.set_parameters(mode="cls"))
+    try:
+        assert ros.spin_until(lambda: not publishes_confidence(), timeout=10)
+    finally:
+        assert all(r.successful for r in ros.set_parameters(mode="prob"))
+    assert ros.spin_until(publishes_confidence, timeout=10)
+
+
+def test_class_info_lists_every_class_and_the_mask_topics_published(node, ros: RosHarness) -> None:
+    info = json.loads(ros.class_info)
+    assert (info["ids"], info["names"], info["ignore_id"]) == ([0, 1, 2], list(CLASSES.names), 255)
+    assert info["topic_names"] == ["road", "traffic_light", "sky"]  # masks/<topic_name>, also valid in mask_classes
+    assert info["mask_topics"] == ["/segmentation/masks/traffic_light"]  # what mask_classes publishes now
+
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    assert all(r.successful for r in ros.set_parameters(mask_classes=["sky", "road"]))
+    try:
+        late_joiner = ros.collect(String, "/segmentation/class_info", latched)
+        published = ["/segmentation/masks/sky", "/segmentation/masks/road"]
+        assert ros.spin_until(lambda: any(json.loads(m.data)["mask_topics"] == published for m in late_joiner.messages))
+        ros.stop_collecting(late_joiner)
+    finally:
+        assert all(r.successful for r in ros.set_parameters(mask_classes=["traffic light"]))
+
+
 def test_disabled_output_topic_disappears(node, ros: RosHarness) -> None:
     def has_color() -> bool:
         return any(name == "/segmentation/color" for name, _ in ros.node.get_topic_names_and_types())
@@ -247,6 +280,15 @@ def test_sigint_stops_the_node_cleanly(node: NodeProcess) -> None:
     """Runs last in this module: it ends the module's node."""
     assert node.signal(signal.SIGINT) == 0, node.output()
     assert "Traceback" not in node.output()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_node_starts_ends_it_quietly(start_node, checkpoint: Path, signum: int) -> None:
+    """Ctrl-C while torch and rclpy are still loading (the first seconds): exit 0, no traceback."""
+    proc = start_node("-p", f"checkpoint:={checkpoint}")
+    time.sleep(0.5)
+    assert proc.signal(signum) == 0, proc.output()
+    assert "Traceback" not in proc.output()
 
 
 @pytest.mark.parametrize("checkpoint_arg", ["/nonexistent/model.pt", None])

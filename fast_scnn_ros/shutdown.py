@@ -1,0 +1,43 @@
+"""How the node's process stops: the first SIGINT or SIGTERM ends it, later ones cannot interrupt the shutdown.
+
+Ctrl-C in the terminal of `ros2 launch` reaches the node twice when launch's stdin is not a terminal
+(launch then forwards SIGINT to a process group the terminal already reached): a second
+KeyboardInterrupt would abort destroy_node() with a traceback. Free of heavy imports: used by
+`python -m fast_scnn_ros` before torch and rclpy load.
+"""
+
+from __future__ import annotations
+
+import signal
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_stopping = False
+
+
+class StopRequested(BaseException):
+    """Raised in the main thread by the first SIGINT or SIGTERM (a BaseException, like KeyboardInterrupt).
+
+    Not KeyboardInterrupt itself: one that passed through an extension module's call back into Python
+    makes CPython exit killed by SIGINT (-2) after finalising, even when caught (seen during start-up).
+    """
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    global _stopping
+    if not _stopping:
+        _stopping = True
+        raise StopRequested
+
+
+def stopped_by_signal() -> bool:
+    """Whether a SIGINT or SIGTERM has asked this process to stop."""
+    return _stopping
+
+
+def stop_on_first_signal() -> None:
+    """SIGINT and SIGTERM: the first raises StopRequested (ends spin), later ones are ignored.
+
+    rclpy's own handlers, installed by rclpy.init() on top of these, chain to them and wake the executor.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _on_signal)
