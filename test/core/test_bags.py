@@ -270,7 +270,9 @@ def test_interrupted_run_leaves_a_readable_bag_marked_incomplete(tmp_path: Path,
     drive, out = tmp_path / "drive", tmp_path / "labelled"
     written = write_camera_bag(drive, "mcap", frames=1500)
     command = [sys.executable, "-m", "fast_scnn_core", "label-bag", str(drive), str(out)]
-    command += ["--checkpoint", str(checkpoint), "--topic", "/camera/image_raw"]
+    # Inference at 256x512 (labels come back at the frames' 48x64): the run lasts tens of seconds, so the
+    # signal always lands mid-run, even on a loaded machine.
+    command += ["--checkpoint", str(checkpoint), "--topic", "/camera/image_raw", "--width", "512", "--height", "256"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = tmp_path / "labelled.partial" / "labelled" / "labelled.mcap"
