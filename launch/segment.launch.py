@@ -18,6 +18,7 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch.utilities.type_utils import get_typed_value
 from launch_ros.actions import Node
 
+from fast_scnn_ros.params import parameter_description
 from launch import LaunchContext, LaunchDescription
 
 # Launch arguments that override the node parameter of the same name when given (value type of each).
@@ -82,19 +83,19 @@ def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(share, "config", "segment.yaml")
     default_profile = os.path.join(share, "config", "fastdds_large_images.xml")
     keep = " (empty: keep the params file's value)"
+
+    described = {name: parameter_description(name) + keep for name in OVERRIDES}  # as the node parameter
     arguments = [
-        DeclareLaunchArgument("checkpoint", default_value="", description="Fast-SCNN checkpoint (.pt)" + keep),
+        DeclareLaunchArgument("checkpoint", default_value="", description=described["checkpoint"]),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="input image topic"),
         DeclareLaunchArgument(
             "camera_info_topic", default_value="/camera/camera_info", description="input camera_info topic"
         ),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters YAML"),
-        DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N" + keep),
-        DeclareLaunchArgument("width", default_value="", description="inference width; 0 = input width" + keep),
-        DeclareLaunchArgument("height", default_value="", description="inference height; 0 = input height" + keep),
-        DeclareLaunchArgument(
-            "input_compressed", default_value="", description="true: subscribe <image_topic>/compressed" + keep
-        ),
+        DeclareLaunchArgument("device", default_value="", description=described["device"]),
+        DeclareLaunchArgument("width", default_value="", description=described["width"]),
+        DeclareLaunchArgument("height", default_value="", description=described["height"]),
+        DeclareLaunchArgument("input_compressed", default_value="", description=described["input_compressed"]),
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=EnvironmentVariable(PROFILE_VARIABLE, default_value=default_profile),
