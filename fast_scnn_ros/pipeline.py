@@ -30,10 +30,12 @@ ERROR_TEXT_LIMIT = 300
 
 
 def bounded(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
-    """`text` cut to `limit` characters, saying how much was left out."""
+    """`text` cut to about `limit` characters: its start and end (where a reason's advice usually is),
+    saying how much of the middle was left out."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    head, tail = text[: 2 * limit // 3], text[-limit // 3 :]
+    return f"{head} ... ({len(text) - len(head) - len(tail)} characters left out) ... {tail}"
 
 
 @dataclass
@@ -234,21 +236,26 @@ def release_memory() -> bool:
 
 
 class MemoryTrimmer:
-    """Calls `release_memory` after unusual rounds: one that failed, or one much larger than those before."""
+    """Calls `release_memory` after unusual rounds (one that failed, or one much larger than those before)
+    and after the round that follows one: ONNX Runtime frees its arena's grown chunks at the end of the
+    next run of another shape (backends.py), into glibc's free lists, where they would stay."""
 
     LARGER = 1.5  # a round with this many times the pixels of each of the last HISTORY rounds is unusual
     HISTORY = 100
 
     def __init__(self) -> None:
         self._recent: deque[int] = deque(maxlen=self.HISTORY)
+        self._after_unusual = False
         self.releases = 0
 
     def after_round(self, pixels: int, failed: bool) -> bool:
-        """Release memory if this round (its input pixels, whether anything in it failed) was unusual."""
+        """Release memory if this round (its input pixels, whether anything in it failed) or the one before
+        was unusual; True if it did."""
         unusual = failed or (bool(self._recent) and pixels > self.LARGER * max(self._recent))
         if pixels:
             self._recent.append(pixels)
-        if unusual and release_memory():
+        release, self._after_unusual = unusual or self._after_unusual, unusual
+        if release and release_memory():
             self.releases += 1
             return True
         return False

@@ -100,9 +100,11 @@ def test_reports_of_several_cameras_merge_into_the_nodes() -> None:
 def test_error_text_is_bounded_in_diagnostics() -> None:
     """Issue 13 #9: a 1 MB encoding string made a 1 MB log line and last_error."""
     stats = Stats()
-    stats.refused(f"unsupported encoding {'x' * 1_000_000!r}", in_worker=False)
+    stats.refused(f"unsupported encoding {'x' * 1_000_000!r}; supported: rgb8, bgr8", in_worker=False)
     last_error = stats.report().last_error
-    assert len(last_error) < ERROR_TEXT_LIMIT + 40 and last_error.endswith("(999723 more characters)")
+    assert len(last_error) < ERROR_TEXT_LIMIT + 50
+    assert last_error.startswith("unsupported encoding 'xxx") and last_error.endswith("xxx'; supported: rgb8, bgr8")
+    assert "(999746 characters left out)" in last_error
     assert bounded("short") == "short"
 
 
