@@ -29,6 +29,7 @@ from fast_scnn_ros.node import NODE_NAME, diagnostic_name
 
 REPO = Path(__file__).resolve().parents[2]
 EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
+LIFECYCLE_EXECUTABLE = EXECUTABLE.with_name("segmentation_lifecycle_node")
 PARAMS_FILE = REPO / "config/segment.yaml"
 TIMEOUT = 60.0  # generous: a loaded 2-core machine starts torch slowly
 
@@ -99,13 +100,15 @@ class Process:
 
 
 class NodeProcess(Process):
-    """segmentation_node started as launch does: params file, overrides, remaps."""
+    """segmentation_node (or another installed `executable`) started as launch does: params file, overrides, remaps."""
 
-    def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True) -> None:
-        if not os.access(EXECUTABLE, os.X_OK):
-            pytest.fail(f"{EXECUTABLE} is missing: install the project into this environment first (make venv)")
+    def __init__(
+        self, ros_args: list[str], workdir: Path, params_file: bool = True, executable: Path = EXECUTABLE
+    ) -> None:
+        if not os.access(executable, os.X_OK):
+            pytest.fail(f"{executable} is missing: install the project into this environment first (make venv)")
         args = ["--ros-args", *(["--params-file", str(PARAMS_FILE)] if params_file else []), *ros_args]
-        super().__init__([str(EXECUTABLE), *args], workdir)
+        super().__init__([str(executable), *args], workdir)
 
 
 class Ros2:

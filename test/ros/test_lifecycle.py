@@ -159,7 +159,9 @@ def test_readme_lifecycle_launch_comes_up_with_configure_and_activate(
     [launch, *transitions] = section_commands()[3]
     assert launch.startswith("ros2 launch fast_scnn_ros segment.launch.py lifecycle:=true")
     assert [t.split()[-1] for t in transitions] == ["configure", "activate"]
-    node: Process = ros2.start_command(["bash", "-c", launch], env=ros2_workspace.env, cwd=ros2_workspace.cwd)
+    node: Process = ros2.start_command(
+        ["bash", "-c", launch], env=ros2_workspace.env, cwd=ros2_workspace.cwd, terminal=True
+    )
     node.wait_for("unconfigured: ")
     ros2.wait_for_node("/fast_scnn")
     for command in transitions:
