@@ -70,7 +70,7 @@ from fast_scnn_ros.params import (
     parameter_specs,
     with_defaults,
 )
-from fast_scnn_ros.pipeline import release_memory
+from fast_scnn_ros.pipeline import release_memory, reuse_frame_buffers
 from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
 
 NODE_NAME = "fast_scnn"
@@ -224,6 +224,7 @@ class SegmentationNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     stop_on_first_signal()
+    reuse_frame_buffers()
     node = None
     try:
         rclpy.init(args=args)
