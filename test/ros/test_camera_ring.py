@@ -28,7 +28,7 @@ IMAGE_TOPICS = {"front": "/ring/front/image_raw", "rear": "/rear/image", "left":
 def ring(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
     proc = start_node(
         "-p", f"checkpoint:={checkpoint}", "-p", f"cameras:=[{','.join(CAMERAS)}]", "-p", "mode:=prob",
-        "-p", "mask_classes:=[road]", "-p", "diagnostics_period:=0.2",
+        "-p", "mask_classes:=[road]", "-p", "diagnostics_period:=0.2", "-p", "max_batch:=4",  # batches on CPU too
         "-r", "front/image:=/ring/front/image_raw", "-r", "front/camera_info:=/ring/front/camera_info",
         "-r", f"__node:={NODE}",
     )  # fmt: skip
