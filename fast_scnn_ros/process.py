@@ -61,17 +61,25 @@ def ros_value(value: object) -> str:
     return str(value)
 
 
+def use_large_images_profile(env: dict[str, str] | os._Environ = os.environ, profile: Path | None = None) -> None:
+    """Give `env` (default: this process's, before rclpy.init) a Fast DDS profile for camera-sized frames.
+
+    `profile`, else the one `env` already names, else the installed config/fastdds_large_images.xml, as
+    launch does: a best-effort publisher needs it for frames over ~400 KB (docs/ros.md, "Large images").
+    """
+    profile = profile or env.get(PROFILE_VARIABLE) or installed_config("fastdds_large_images.xml")
+    if Path(profile).is_file():
+        env[PROFILE_VARIABLE] = str(profile)
+
+
 def node_environment(env: Mapping[str, str] | None = None, fastdds_profile: Path | None = None) -> dict[str, str]:
     """The node's environment: `env` (default: ours), unbuffered output, this process's fast_scnn_ros code.
 
-    FASTDDS_DEFAULT_PROFILES_FILE is `fastdds_profile`, else the one `env` names, else the installed
-    large-images profile, as launch does (docs/ros.md, "Large images"). When this process runs
-    fast_scnn_ros from a source tree (PYTHONPATH, `python -m` in a checkout), the node runs that tree too.
+    The Fast DDS profile as `use_large_images_profile` sets it. When this process runs fast_scnn_ros
+    from a source tree (PYTHONPATH, `python -m` in a checkout), the node runs that tree too.
     """
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
-    profile = fastdds_profile or env.get(PROFILE_VARIABLE) or installed_config("fastdds_large_images.xml")
-    if Path(profile).is_file():
-        env[PROFILE_VARIABLE] = str(profile)
+    use_large_images_profile(env, fastdds_profile)
     source = Path(fast_scnn_ros.__file__).resolve().parents[1]
     if source.name not in ("site-packages", "dist-packages"):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH")) if p)
