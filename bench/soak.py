@@ -189,6 +189,7 @@ class Soak:
     def run(self, rate: float, duration: float, change_every: float, steps: list[Change]) -> None:
         """Publish at `rate` Hz for `duration` s, changing parameters and sampling the node as it goes."""
         self.record.labels.clear()
+        self.record.outputs.clear()
         period, now = 1.0 / rate, time.monotonic()
         self.soak_start = now
         end, next_frame, next_change, next_sample = now + duration, now, now + change_every, now
