@@ -134,6 +134,11 @@ def test_resolution_change_at_runtime_resizes_labels_and_scales_camera_info(node
         ("device", "cuda:7", "cuda:7"),  # the engine refuses; the old one keeps running
         ("overlay_alpha", 1.5, "overlay_alpha"),  # descriptor range
         ("width", -1, "width"),
+        # Bounds in the descriptors (rclpy's check; `ros2 param describe` shows them), from InferenceConfig's
+        # metadata: threads=100000 killed the node with SIGSEGV (issue 13 #5).
+        ("threads", 100_000, "Max: 1024"),
+        ("width", 16_385, "Max: 16384"),
+        ("width", 31, "32..16384"),  # inside the descriptor's 0..16384, refused by InferenceConfig
         ("checkpoint", "/other.pt", "checkpoint"),  # read-only
         ("publish_color", "yes", "type"),  # wrong type
     ],
