@@ -253,6 +253,9 @@ def summary(record: Record, options: argparse.Namespace, rate: float, alive: boo
     first = [s["rss_mb"] for s in samples if warmup <= s["t"] < warmup + window]
     last = [s["rss_mb"] for s in samples if s["t"] >= duration - window]
     rss_start, rss_end = (float(np.median(v)) if v else float("nan") for v in (first, last))
+    # The trend after warm-up (least squares): a leak shows as a steady slope even within the tolerance.
+    settled = [(s["t"], s["rss_mb"]) for s in samples if s["t"] >= warmup]
+    slope = float(np.polyfit(*zip(*settled, strict=True), 1)[0]) * 60 if len(settled) >= 2 else float("nan")
     counters = {key: int(float(record.diagnostics.get(key, "-1"))) for key in COUNTERS}
     growth = 100 * (rss_end / rss_start - 1)
     late_labels = sum(1 for t, _ in record.labels if t >= duration - window)
@@ -279,13 +282,21 @@ def summary(record: Record, options: argparse.Namespace, rate: float, alive: boo
         "labels_received": len(latencies),
         "outputs_received": record.outputs,
         "latency_ms": percentiles(latencies),
-        "rss_mb": {"first_window": rss_start, "last_window": rss_end, "growth_percent": growth},
+        "rss_mb": {
+            "at_start": samples[0]["rss_mb"] if samples else float("nan"),
+            "first_window": rss_start,
+            "last_window": rss_end,
+            "growth_percent": growth,
+            "slope_mb_per_min": slope,
+        },
         "rss_max_mb": max((s["rss_mb"] for s in samples), default=float("nan")),
         "threads": {"first": samples[0]["threads"], "last": samples[-1]["threads"]} if samples else {},
         "node_cpu_s_per_labelled_frame": cpu / max(1, counters["frames_processed"]),
         "counters": counters,
         "load_1min": {"mean": float(np.mean(loads)), "max": float(max(loads))} if loads else {},
         "changes": record.changes,
+        "changes_accepted": sum(c.get("accepted") is True for c in record.changes),
+        "changes_refused": sum(c.get("accepted") is False for c in record.changes),
         "samples": samples,
     }
 
@@ -300,14 +311,16 @@ def markdown(report: dict, options: argparse.Namespace) -> str:
         f"mean {load['mean']:.1f}, max {load['max']:.1f}.",
         "",
         "| duration | size | sustainable / published fps | labels / frames sent | latency p50 / p90 / p99 / max ms "
-        "| RSS first / last window MB (growth) | received / processed / dropped / bad / errors |",
-        "|---|---|---|---|---|---|---|",
+        "| RSS start / after warm-up / end MB (growth, slope) | received / processed / dropped / bad / errors "
+        "| changes accepted / refused |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {report['duration_s']:g} s | {report['size']} | {report['sustainable_fps']:.1f} / "
         f"{report['publish_fps']:.1f} | {report['labels_received']} / {report['frames_sent']} | "
         f"{lat['p50']:.0f} / {lat['p90']:.0f} / {lat['p99']:.0f} / {lat['max']:.0f} | "
-        f"{rss['first_window']:.0f} / {rss['last_window']:.0f} ({rss['growth_percent']:+.1f} %) | "
+        f"{rss['at_start']:.0f} / {rss['first_window']:.0f} / {rss['last_window']:.0f} "
+        f"({rss['growth_percent']:+.1f} %, {rss['slope_mb_per_min']:+.2f} MB/min) | "
         + " / ".join(str(counters[k]) for k in COUNTERS)
-        + " |",
+        + f" | {report['changes_accepted']} / {report['changes_refused']} |",
         "",
         *[f"- [{'x' if ok else ' '}] {check}" for check, ok in report["checks"].items()],
         "",
