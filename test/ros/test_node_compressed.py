@@ -65,7 +65,7 @@ def garbled_jpeg() -> bytes:
 
 
 def png_bomb(side: int = 5000) -> bytes:
-    """A valid 25 Mpixel PNG of zeros in 25 kB: over max_pixels, refused from its header (issue 13 #3)."""
+    """A valid 25 Mpixel PNG of zeros in 81 kB: over max_pixels, refused from its header (issue 13 #3)."""
     return bytes(rgb8_to_compressed(np.zeros((side, side, 3), np.uint8), "png").data)
 
 
