@@ -11,10 +11,11 @@ that rate for `--duration` seconds, and every `--change-every` seconds sends the
 of SCHEDULE through the node's parameter service (the last step of a cycle restores the start). It
 records per labelled frame the latency (header stamp -> labels arrival, one clock), once a second the
 node's RSS, threads, CPU time (psutil) and this machine's load average, and the node's /diagnostics
-counters. Writes soak_<H>x<W>_<duration>s.json and .md under --out and exits 0 when the run passed:
+counters (reported over the soak, the measurement's frames subtracted; RSS also as a least-squares
+slope after warm-up). Writes soak_<H>x<W>_<duration>s.json and .md under --out and exits 0 when the run passed:
 
 - the node ran to the end and exited 0 on Ctrl-C (SIGINT);
-- no errors and no bad messages in its diagnostics, and labels kept arriving to the end;
+- no errors and no bad messages in its diagnostics since it started, and labels kept arriving to the end;
 - every parameter change was accepted, or refused where SCHEDULE expects it;
 - memory flat: the median RSS of the last `--window` seconds is at most `--rss-tolerance` % above that
   of the first `--window` seconds after `--warmup` (one cycle of SCHEDULE by default: every
@@ -86,12 +87,14 @@ def schedule(height: int, width: int, classes: ClassSet) -> list[Change]:
 class Record:
     """Everything the run observed; `summary()` turns it into the report."""
 
-    sent: int = 0
+    sent: int = 0  # frames published in the soak (those of the rate measurement: `sent_measuring`)
+    sent_measuring: int = 0
     labels: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the soak, latency ms)
     outputs: dict[str, int] = field(default_factory=dict)  # topic -> messages received
     samples: list[dict[str, float]] = field(default_factory=list)  # once a second
     changes: list[dict[str, object]] = field(default_factory=list)
     diagnostics: dict[str, str] = field(default_factory=dict)  # the newest report
+    diagnostics_at_start: dict[str, str] = field(default_factory=dict)  # the report when the soak began
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -188,6 +191,10 @@ class Soak:
 
     def run(self, rate: float, duration: float, change_every: float, steps: list[Change]) -> None:
         """Publish at `rate` Hz for `duration` s, changing parameters and sampling the node as it goes."""
+        # The measurement left no frame in flight: the next report holds its counts, subtracted at the end.
+        self.next_report()
+        self.record.diagnostics_at_start = self.record.diagnostics
+        self.record.sent_measuring, self.record.sent = self.record.sent, 0
         self.record.labels.clear()
         self.record.outputs.clear()
         period, now = 1.0 / rate, time.monotonic()
@@ -208,9 +215,13 @@ class Soak:
         # The answers still owed (a new engine takes seconds to build), the next diagnostics report, the
         # node's state once more.
         self.spin_until(lambda: all("accepted" in c for c in self.record.changes), 60.0)
+        self.next_report()
+        self._sample(time.monotonic() - self.soak_start, cpu_start)
+
+    def next_report(self) -> None:
+        """Wait for the node's next /diagnostics report (one a second)."""
         reports = self.record.diagnostics
         self.spin_until(lambda: self.record.diagnostics is not reports, 5.0)
-        self._sample(time.monotonic() - self.soak_start, cpu_start)
 
     def _change(self, change: Change, at: float) -> None:
         entry: dict[str, object] = {"t": round(at, 1), "values": change.values, "expected": change.accepted}
@@ -256,12 +267,16 @@ def summary(record: Record, options: argparse.Namespace, rate: float, alive: boo
     # The trend after warm-up (least squares): a leak shows as a steady slope even within the tolerance.
     settled = [(s["t"], s["rss_mb"]) for s in samples if s["t"] >= warmup]
     slope = float(np.polyfit(*zip(*settled, strict=True), 1)[0]) * 60 if len(settled) >= 2 else float("nan")
-    counters = {key: int(float(record.diagnostics.get(key, "-1"))) for key in COUNTERS}
+    totals, at_start = (
+        {key: int(float(report.get(key, "-1"))) for key in COUNTERS}
+        for report in (record.diagnostics, record.diagnostics_at_start)
+    )
+    counters = {key: totals[key] - at_start[key] for key in COUNTERS}  # over the soak, like the latencies
     growth = 100 * (rss_end / rss_start - 1)
     late_labels = sum(1 for t, _ in record.labels if t >= duration - window)
     checks = {
         "node ran to the end and exited 0 on SIGINT": alive and exit_status == 0,
-        "no errors, no bad messages": counters["errors"] == 0 and counters["bad_messages"] == 0,
+        "no errors, no bad messages": totals["errors"] == 0 and totals["bad_messages"] == 0,
         "labels kept arriving (last window)": late_labels > 0,
         "parameter changes answered as expected": bool(record.changes)
         and all(c.get("accepted") == c["expected"] for c in record.changes),
@@ -279,6 +294,7 @@ def summary(record: Record, options: argparse.Namespace, rate: float, alive: boo
         "sustainable_fps": rate,
         "publish_fps": rate * options.rate_factor,
         "frames_sent": record.sent,
+        "frames_sent_measuring": record.sent_measuring,
         "labels_received": len(latencies),
         "outputs_received": record.outputs,
         "latency_ms": percentiles(latencies),
@@ -293,6 +309,7 @@ def summary(record: Record, options: argparse.Namespace, rate: float, alive: boo
         "threads": {"first": samples[0]["threads"], "last": samples[-1]["threads"]} if samples else {},
         "node_cpu_s_per_labelled_frame": cpu / max(1, counters["frames_processed"]),
         "counters": counters,
+        "counters_since_start": totals,
         "load_1min": {"mean": float(np.mean(loads)), "max": float(max(loads))} if loads else {},
         "changes": record.changes,
         "changes_accepted": sum(c.get("accepted") is True for c in record.changes),

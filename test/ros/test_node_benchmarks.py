@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from harness import REPO
 
 
@@ -33,8 +34,8 @@ def run_bench(script: str, *args: str) -> str:
     return result.stdout
 
 
-def test_node_latency_splits_the_overhead_and_times_the_parts_against_a_revision() -> None:
-    [command] = [argv for argv in documented("node_latency.py") if "all" in argv]  # every output: every part
+@pytest.mark.parametrize("command", documented("node_latency.py"), ids=" ".join)
+def test_node_latency_splits_the_overhead_and_times_the_parts_against_a_revision(command: list[str]) -> None:
     out = run_bench(
         "node_latency.py", *command, "--sizes", "64x96", "--frames", "1", "--warmup", "1", "--against", "HEAD",
         "--repeats", "1",
@@ -53,6 +54,9 @@ def test_soak_overloads_the_node_changes_parameters_and_reports(tmp_path: Path) 
     assert report["passed"] and all(report["checks"].values())
     assert report["publish_fps"] == 2 * report["sustainable_fps"]
     assert report["counters"]["frames_dropped"] > 0  # overloaded: the node drops, it does not queue
+    # Counters over the soak only, like the latencies: not the rate measurement's frames (3 warm-up + 1 or more)
+    assert report["counters_since_start"]["frames_processed"] - report["counters"]["frames_processed"] >= 4
+    assert report["frames_sent_measuring"] >= 4
     answers = {(json.dumps(c["values"]), c["accepted"]) for c in report["changes"]}
     assert ('{"width": 16385}', False) in answers and ('{"mode": "prob"}', True) in answers
     assert {"labels", "color", "overlay", "confidence", "camera_info"} <= set(report["outputs_received"])
