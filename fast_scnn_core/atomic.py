@@ -69,7 +69,7 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
 
 def storage_error(path: Path, exc: OSError) -> StorageError:
     """One line for a failed write of `path`: what happened, where, and that the previous file is intact."""
-    kept = f"the previous {path.name} is intact" if path.is_file() else f"{path.name} was not written"
+    kept = f"the previous {path.name} is intact" if path.exists() else f"{path.name} was not written"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         what = f"no space left on {_mount_point(path)}" + (" (disk quota)" if exc.errno == errno.EDQUOT else "")
     elif exc.errno == errno.EROFS:
@@ -156,18 +156,23 @@ def staged_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path
     path = Path(path)
     staging = partial_path(path)
     check_replaceable(path, overwrite)
-    if staging.parent.exists():
-        _remove(staging.parent)
-    staging.parent.mkdir(parents=True)
-    yield staging
-    sync_tree(staging.parent)
-    old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-    if path.exists() or path.is_symlink():
-        os.replace(path, old)
-    os.replace(staging, path)
-    staging.parent.rmdir()
-    if old.exists() or old.is_symlink():
-        _remove(old)
+    try:
+        if staging.parent.exists():
+            _remove(staging.parent)
+        staging.parent.mkdir(parents=True)
+        yield staging
+        sync_tree(staging.parent)
+        old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        if path.exists() or path.is_symlink():
+            os.replace(path, old)
+        os.replace(staging, path)
+        staging.parent.rmdir()
+        if old.exists() or old.is_symlink():
+            _remove(old)
+    except StorageError:
+        raise
+    except OSError as exc:  # from the caller's writes too: a full disk is one line, not a writer's traceback
+        raise storage_error(path, exc) from None
 
 
 def _remove(path: Path) -> None:

@@ -25,9 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
-from fast_scnn_core.errors import DataError, FastSCNNError
+from fast_scnn_core.data.dataset import header_size
+from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
+from fast_scnn_core.limits import size_problem
 from fast_scnn_core.visualize import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -129,8 +131,16 @@ def _write(rgb: np.ndarray, labels: np.ndarray, targets: dict[str, Path], palett
         _write_png(path, picture, args.overwrite)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3) RGB (grey and RGBA are converted); DataError if unreadable."""
+def read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """An image file as uint8 (H, W, 3) RGB (grey and RGBA are converted); DataError if unreadable.
+
+    The size is read from the file's header and checked against the engine's limits first, so a
+    small file claiming a huge image (a decompression bomb) is refused without being decoded.
+    """
+    width, height, _ = header_size(path)
+    problem = size_problem(width, height, max_pixels)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DataError(f"cannot read image {path}")
@@ -181,15 +191,16 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for image_path, targets in tqdm(jobs, desc="predict", unit="image", disable=len(jobs) < 2):
         try:
-            rgb = read_rgb(image_path)
-        except DataError as exc:
+            rgb = read_rgb(image_path, config.max_pixels)
+            labels = segmenter(rgb).labels
+        except (DataError, InputError) as exc:  # one bad file never stops a folder: skipped, counted, reported
             failed += 1
             tqdm.write(f"fast-scnn predict: skipped: {exc}", file=sys.stderr)
             continue
-        _write(rgb, segmenter(rgb).labels, targets, palette, args)
+        _write(rgb, labels, targets, palette, args)
     print(f"wrote {', '.join(outputs)} PNGs for {len(jobs) - failed} image(s) under {out}")
     if failed:
-        print(f"fast-scnn predict: {failed} image(s) could not be read", file=sys.stderr)
+        print(f"fast-scnn predict: {failed} image(s) skipped (unreadable or refused)", file=sys.stderr)
         return 1
     return 0
 

@@ -93,6 +93,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        # The checkpoint would carry them and every engine divide by std: refused here, before any training.
+        if len(self.mean) != 3 or not all(math.isfinite(v) for v in self.mean):
+            raise ValueError(f"mean must be 3 finite values (R, G, B in [0, 1]), got {list(self.mean)}")
+        if len(self.std) != 3 or not all(math.isfinite(v) and v > 0 for v in self.std):
+            raise ValueError(f"std must be 3 finite values > 0 (R, G, B in [0, 1]), got {list(self.std)}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,28 @@ def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     started = time.monotonic()
     assert train(config) == 0
     return {"run_dir": run_dir, "seconds": time.monotonic() - started}
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """`tmpfs("6m", "ro")`: a fresh tmpfs of that size, mounted for the test (root only)."""
+    mounted: list[Path] = []
+
+    def mount(size: str, *options: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("a full or read-only disk is made with a tmpfs mount, which needs root")
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -295,6 +295,20 @@ def test_interrupted_run_leaves_a_readable_bag_marked_incomplete(tmp_path: Path,
     assert set(labels) <= {t for t, _ in originals}
 
 
+@pytest.mark.parametrize("command", ["label-bag", "bag-to-dataset"])
+def test_a_full_disk_is_one_line_and_leaves_the_partial_output_marked(
+    tmp_path: Path, checkpoint: Path, tmpfs, capsys, command: str
+) -> None:
+    drive = tmp_path / "drive"
+    write_camera_bag(drive, "mcap", frames=30, size=(96, 128))  # 1.1 MB of images, for a 300 kB disk
+    out = tmpfs("300k") / "out"
+    args = ("--checkpoint", checkpoint, "--topic", "/camera/image_raw", *TORCH)
+    assert cli.main([command, str(drive), str(out), *map(str, args)]) == 2
+    err = capsys.readouterr().err
+    assert f"fast-scnn {command}: error: no space left on {out.parent} while writing {out}; out was not written" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_damaged_bags_fail_clearly(tmp_path: Path, checkpoint: Path, capsys) -> None:
     args = ("--checkpoint", checkpoint, "--topic", "/camera/image_raw", *TORCH)
     cut = tmp_path / "cut"

@@ -11,7 +11,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -249,31 +249,6 @@ def test_resume_from_a_best_checkpoint_says_what_is_missing(
 
 
 # ---- disk errors --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """`tmpfs("6m", "ro")`: a fresh tmpfs of that size, mounted for the test (root only)."""
-    mounted: list[Path] = []
-
-    def mount(size: str, *options: str) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("a full or read-only disk is made with a tmpfs mount, which needs root")
-        point = tmp_path / f"fs{len(mounted)}"
-        point.mkdir()
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(point)],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def test_disk_full_during_a_checkpoint_write_is_one_line_and_keeps_the_previous(tmpfs: Callable[..., Path]) -> None:

@@ -78,6 +78,24 @@ def test_folder_keeps_layout_skips_unreadable_files_and_refuses_to_overwrite(
     assert not list(out.rglob("*.tmp*")), "atomic writes leave no temporary files"
 
 
+def test_a_refused_image_is_skipped_and_counted_and_a_bomb_is_not_decoded(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "in"
+    write_image(source / "a.png", 1)
+    assert cv2.imwrite(str(source / "thin.png"), np.zeros((1, 20000, 3), np.uint8)), "a side over 16384"
+    assert cv2.imwrite(str(source / "bomb.png"), np.zeros((5000, 5000), np.uint8))  # 25 Mpx in 25 kB
+    write_image(source / "z.png", 2)
+    out = tmp_path / "out"
+    argv = ["predict", str(source), "--checkpoint", str(checkpoint), "--out", str(out), "--outputs", "labels"]
+    assert cli.main(argv) == 1, "refused images are reported in the exit status"
+    err = capsys.readouterr().err
+    assert "thin.png: image of 20000x1 pixels has a side over 16384" in err
+    assert "bomb.png: image of 5000x5000 pixels exceeds max_pixels=16777216" in err
+    assert "2 image(s) skipped" in err
+    assert sorted(p.name for p in out.rglob("*.png")) == ["a_labels.png", "z_labels.png"], "the folder went on"
+
+
 def test_video_frames_are_numbered(checkpoint: Path, tmp_path: Path) -> None:
     video = tmp_path / "drive.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (48, 32))

@@ -43,6 +43,21 @@ def test_paper_recipe_is_the_default() -> None:
     assert config.data.scale_range == (0.5, 2.0)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("std=[0.229, 0, 0.225]", r"train_synthetic.yaml: std must be 3 finite values > 0"),
+        ("std=[-1, 1, 1]", r"train_synthetic.yaml: std must be 3 finite values > 0"),
+        ("mean=[.nan, 0.5, 0.5]", r"train_synthetic.yaml: mean must be 3 finite values"),
+    ],
+)
+def test_normalisation_that_no_engine_could_use_is_refused(override: str, message: str) -> None:
+    from fast_scnn_core.config import load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(TrainConfig, REPO / "config/train_synthetic.yaml", [override])
+
+
 def test_cityscapes_config_file_is_the_paper_recipe() -> None:
     from fast_scnn_core.config import load_config
 
