@@ -130,8 +130,13 @@ def measure(checkpoint: Path, rgb: np.ndarray, options: argparse.Namespace, work
             if i > options.warmup:
                 end_to_end.append(max(received[i].values()) - sent)
                 engine.append(engine_time)
-        before = len(reports)
-        spin_until(executor, lambda: len(reports) > before + 1, 5)  # the report holding the last frame
+        # Wait for the report holding the last frame, not for the next few: reports queue up in DDS while
+        # this process builds its engine and runs it, and the executor serves the outputs first, so the
+        # next ones taken can be older (under load they were: "a diagnostics window held two frames").
+        last = str(options.warmup + options.frames)
+        spin_until(
+            executor, lambda: any(r["frames_processed"] == last and r["inference_ms"] != "nan" for r in reports), 30
+        )
         # Frames are sequential and far apart, so a 50 ms diagnostics window holds at most one: the window
         # whose frames_processed reads i reports frame i's own timings.
         own: dict[int, dict[str, float]] = {}
