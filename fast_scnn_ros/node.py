@@ -37,7 +37,7 @@ from std_msgs.msg import Header, String
 
 from fast_scnn_core.config import quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError, InputError
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.inference import InferenceConfig, Segmenter, option_help, option_range
 from fast_scnn_core.labels import IGNORE_INDEX, mask_class_ids, mask_topic_names
 from fast_scnn_core.visualize import class_mask, colorize, overlay
 from fast_scnn_ros.conversions import (
@@ -98,23 +98,15 @@ class ParameterSpec:
         return descriptor
 
 
-# Meaning of the engine's options; names, types, defaults and choices come from InferenceConfig itself.
-_ENGINE_DESCRIPTIONS = {
-    "checkpoint": "Fast-SCNN checkpoint (.pt) written by `fast-scnn train`; required",
-    "device": "auto (first CUDA GPU, else CPU), cpu, cuda or cuda:N",
-    "backend": "auto (onnxruntime on CPU when installed, else torch), torch, onnxruntime or tensorrt",
-    "fp16": "half precision inference (CUDA)",
-    "width": "inference width in pixels; 0 keeps the input image's",
-    "height": "inference height in pixels; 0 keeps the input image's",
-    "output_resolution": "input: outputs at the camera image's size; inference: at the inference resolution",
-    "mode": "cls: labels only; prob: also max softmax probability (needed by the confidence topic)",
-    "max_pixels": "images with more pixels are rejected as bad messages (memory guard)",
-}
 _READ_ONLY_ENGINE = {"checkpoint"}  # a new checkpoint may bring a new class set: restart the node
 
 
 def engine_parameters() -> list[ParameterSpec]:
-    """One parameter per InferenceConfig field (bool, int, float, str, Literal, str sequences)."""
+    """One parameter per InferenceConfig field (bool, int, float, str, Literal, str sequences).
+
+    Meaning, bounds and choices come from the field's metadata (`option_help`, `option_range`), the one
+    place the engine's own checks read too.
+    """
     hints = typing.get_type_hints(InferenceConfig)
     specs = []
     for field in dataclasses.fields(InferenceConfig):
@@ -133,10 +125,10 @@ def engine_parameters() -> list[ParameterSpec]:
             ParameterSpec(
                 field.name,
                 default,
-                _ENGINE_DESCRIPTIONS.get(field.name, f"fast_scnn_core InferenceConfig.{field.name}"),
+                option_help(field.name),
                 read_only=field.name in _READ_ONLY_ENGINE,
                 choices=choices,
-                integer_range=(0, 2**31 - 1) if type(default) is int else None,
+                integer_range=option_range(field.name) if type(default) is int else None,
             )
         )
     return specs
