@@ -26,16 +26,9 @@ import os
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# Camera-sized frames over best effort are lost without the large-images profile in the publisher (docs/ros.md).
-os.environ.setdefault(
-    "FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(os.path.dirname(__file__), "../config/fastdds_large_images.xml")
-)
 
 import argparse
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -52,26 +45,21 @@ from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.labels import CITYSCAPES
 from fast_scnn_core.model import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
+from fast_scnn_ros.process import NodeProcess, use_large_images_profile
 
-REPO = Path(__file__).resolve().parents[1]
-EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
 START_TIMEOUT = 300.0  # four nodes importing torch and exporting the model at once on a loaded 2-core machine
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def start_node(log: Path, checkpoint: Path, *ros_args: str) -> subprocess.Popen:
-    """The installed node with the installed parameters file and this tree's code; its output in `log`."""
-    command = [
-        str(EXECUTABLE),
-        "--ros-args",
-        "--params-file",
-        str(Path(sys.prefix) / "share/fast_scnn_ros/config/segment.yaml"),
-    ]
-    command += ["-p", f"checkpoint:={checkpoint}", *ros_args]
-    with log.open("w") as out:
-        return subprocess.Popen(
-            command, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=out, stderr=subprocess.STDOUT
-        )
+@dataclass(frozen=True)
+class NodeSetup:
+    """One node process of a setup: its parameters and the namespace it is pushed into ("" = the root)."""
+
+    parameters: dict[str, object]
+    namespace: str = ""
+
+    def start(self, log: Path) -> NodeProcess:
+        return NodeProcess(log, self.parameters, ros_args=["-r", f"__ns:={self.namespace}"] if self.namespace else [])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,8 +102,8 @@ class Result:
         return float(np.percentile(self.latency_ms, percentile)) if self.latency_ms else float("nan")
 
 
-def measure(nodes: list[subprocess.Popen], cameras: list[str], options: argparse.Namespace) -> Result:
-    """Stream every camera to the running nodes; measure after the warm-up."""
+def measure(nodes: dict[str, NodeProcess], cameras: list[str], options: argparse.Namespace) -> Result:
+    """Stream every camera to the running nodes (by namespace); measure after the warm-up."""
     node = rclpy.create_node("camera_ring_bench")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -136,10 +124,10 @@ def measure(nodes: list[subprocess.Popen], cameras: list[str], options: argparse
         for i, camera in enumerate(cameras)
     }
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        for namespace, proc in nodes.items():  # a node pushed into /<camera> is up once it takes that camera's frames
+            camera = namespace.lstrip("/") or cameras[0]
+            proc.wait_ready(executor, node, publishers[camera], START_TIMEOUT, f"{namespace}/segmentation/class_info")
         while not all(p.get_subscription_count() for p in publishers.values()):
-            if time.monotonic() > deadline or any(n.poll() is not None for n in nodes):
-                raise RuntimeError("the nodes did not come up")
             executor.spin_once(timeout_sec=0.1)
         start = time.perf_counter()
         window = (start + options.warmup, start + options.warmup + options.seconds)
@@ -156,10 +144,10 @@ def measure(nodes: list[subprocess.Popen], cameras: list[str], options: argparse
                     sent[(camera, stamp)] = time.perf_counter()
                 next_send += 1.0 / options.rate
             if "start" not in cpu and now >= window[0]:
-                cpu["start"] = sum(cpu_seconds(n.pid) for n in nodes)
+                cpu["start"] = sum(cpu_seconds(n.pid) for n in nodes.values())
             if "end" not in cpu and now >= window[1]:
-                cpu["end"] = sum(cpu_seconds(n.pid) for n in nodes)
-                memory = [memory_mb(n.pid) for n in nodes]
+                cpu["end"] = sum(cpu_seconds(n.pid) for n in nodes.values())
+                memory = [memory_mb(n.pid) for n in nodes.values()]
             executor.spin_once(timeout_sec=0.001)
         labelled = [key for key, t in sent.items() if window[0] <= t < window[1] and key in received]
         return Result(
@@ -174,16 +162,6 @@ def measure(nodes: list[subprocess.Popen], cameras: list[str], options: argparse
         node.destroy_node()
 
 
-def stop(nodes: list[subprocess.Popen]) -> None:
-    for n in nodes:
-        n.send_signal(signal.SIGINT)
-    for n in nodes:
-        try:
-            n.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            n.kill()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="512x1024", help="HxW of every camera's frames")
@@ -195,29 +173,30 @@ def main() -> None:
     options = parser.parse_args()
     cameras = options.cameras
     load_before = os.getloadavg()
-    ring = ("-p", f"cameras:=[{','.join(cameras)}]")
-    setups = {
-        f"one node, cameras: [{', '.join(cameras)}], max_batch {batch}": [(*ring, "-p", f"max_batch:={batch}")]
-        for batch in (1, len(cameras))
-    }
-    setups[f"{len(cameras)} nodes, one camera each"] = [("-r", f"__ns:=/{camera}") for camera in cameras]
-    results: dict[str, list[Result]] = {label: [] for label in setups}
+    use_large_images_profile()  # this process publishes the camera-sized frames
     rclpy.init()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "untrained19.pt"
         save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
+        setups = {
+            f"one node, cameras: [{', '.join(cameras)}], max_batch {batch}": [
+                NodeSetup({"checkpoint": checkpoint, "cameras": cameras, "max_batch": batch})
+            ]
+            for batch in (1, len(cameras))
+        }
+        setups[f"{len(cameras)} nodes, one camera each"] = [
+            NodeSetup({"checkpoint": checkpoint}, f"/{camera}") for camera in cameras
+        ]
+        results: dict[str, list[Result]] = {label: [] for label in setups}
         for run in range(options.runs):
             # Reversed every other run, so that a drift in the machine's load does not favour one setup.
-            for label, node_args in list(setups.items())[:: -1 if run % 2 else 1]:
-                logs = [Path(tmp) / f"{run}_{len(results[label])}_{i}.log" for i in range(len(node_args))]
-                nodes = [start_node(log, checkpoint, *args) for log, args in zip(logs, node_args, strict=True)]
+            for label, node_setups in list(setups.items())[:: -1 if run % 2 else 1]:
+                nodes = {n.namespace: n.start(Path(tmp) / f"{run}_{n.namespace.strip('/')}.log") for n in node_setups}
                 try:
                     results[label].append(measure(nodes, cameras, options))
-                except Exception:
-                    print("\n".join(log.read_text()[-3000:] for log in logs), file=sys.stderr)
-                    raise
                 finally:
-                    stop(nodes)
+                    for proc in nodes.values():
+                        proc.stop(timeout=60)
     rclpy.shutdown()
     load_after = os.getloadavg()
     print(

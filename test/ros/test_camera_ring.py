@@ -4,17 +4,14 @@ each equal to segmenting that frame alone, batched, and no camera held back by a
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from harness import REPO, NodeProcess, RosHarness, random_rgb
+from harness import NodeProcess, RosHarness, random_rgb
 from sensor_msgs.msg import CameraInfo, Image
 
 from fast_scnn_core.inference import InferenceConfig, Segmenter
@@ -29,7 +26,9 @@ IMAGE_TOPICS = {"front": "/ring/front/image_raw", "rear": "/rear/image", "left":
 
 
 @pytest.fixture(scope="module")
-def ring(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
+def ring(start_node, checkpoint: Path, ros: RosHarness) -> Iterator[NodeProcess]:
+    """The ring node of this module, stopped at its end: its latched class_info and its diagnostics would
+    otherwise reach later modules' subscribers (test_node's class_info, test_node_memory's tracemalloc)."""
     proc = start_node(
         "-p", f"checkpoint:={checkpoint}", "-p", f"cameras:=[{','.join(CAMERAS)}]", "-p", "mode:=prob",
         "-p", "mask_classes:=[road]", "-p", "diagnostics_period:=0.2", "-p", "max_batch:=4",  # batches on CPU too
@@ -37,7 +36,8 @@ def ring(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
         "-r", f"__node:={NODE}",
     )  # fmt: skip
     ros.wait_ready(proc, IMAGE_TOPICS["front"], Image, node_name=NODE)
-    return proc
+    yield proc
+    proc.stop()
 
 
 class RingDiagnostics:
@@ -129,7 +129,7 @@ def test_no_camera_waits_for_a_slow_or_silent_one_and_frames_that_arrive_togethe
     ros.spin_until(lambda: all(labels["left"].with_stamp(s) for s in left_sent), timeout=10)
     ros.spin_until(lambda: False, timeout=0.5)  # a last diagnostics report
     diagnostics.update()
-    for collector in labels.values():
+    for collector in [*labels.values(), diagnostics.collector]:
         ros.stop_collecting(collector)
 
     assert len(labels["front"].messages) >= 3 and len(labels["rear"].messages) >= 3
@@ -142,23 +142,3 @@ def test_no_camera_waits_for_a_slow_or_silent_one_and_frames_that_arrive_togethe
     assert max(b for b in batch_sizes if b == b) >= 2  # front ran together with rear (same size) in a batch
     node_status = report["segmentation"]
     assert int(node_status["cameras"]) == 4
-
-
-def test_the_camera_ring_bench_runs_as_documented_with_tiny_frames() -> None:
-    """bench/camera_ring.py (docs/ros.md) compares the setups: two cameras, 64x96 frames, seconds not minutes."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ROS_DOMAIN_ID")  # its own domain, from its pid: no other test's node answers on /front/image
-    command = [sys.executable, str(REPO / "bench/camera_ring.py"), "--size", "64x96", "--rate", "5"]
-    command += ["--seconds", "2", "--warmup", "2", "--cameras", "front", "rear", "--runs", "1"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    setups = r"one node, cameras: \[front, rear\][^|]*|2 nodes, one camera each"
-    rows = re.findall(rf"^\| ({setups}) \| 1 \|(.*)\|$", result.stdout, re.M)
-    assert len(rows) == 3, result.stdout
-    for setup, cells in rows:
-        rss, pss, cpu, fps, total, latency = (cell.strip() for cell in cells.split("|"))
-        assert float(rss) >= float(pss) > 0 and float(cpu) > 0 and float(total) > 0, setup
-        assert re.fullmatch(r"\d+ / \d+", latency), setup
-        assert all(float(v) > 0 for v in fps.split(", ")), f"{setup}: a camera got no labels"
-    summary = r"against 2 nodes, mean of the runs: RSS \d+ %, PSS \d+ %, labelled frames/s \d+ %, CPU per labelled"
-    assert len(re.findall(summary, result.stdout)) == 2, result.stdout
