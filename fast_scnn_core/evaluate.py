@@ -30,6 +30,7 @@ from fast_scnn_core.data.dataset import SegmentationDataset, identity_lookup, re
 from fast_scnn_core.data.transforms import normalize
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError
 from fast_scnn_core.inference import resolve_device
+from fast_scnn_core.inference_config import add_option_argument
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 
 
@@ -229,7 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="infer on the image resized by this factor, score at label resolution (paper Table 7: 0.5, 0.25)",
     )
     parser.add_argument("--zero-skip", action="store_true", help="zero the skip connection (ablation, sec. 4.2)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_option_argument(parser, "device")
     parser.add_argument("--workers", type=int, default=2, help="data loading processes (default: 2)")
     parser.add_argument(
         "--out", default="", help="metrics JSON (default: <checkpoint or predictions>.eval-<split>.json)"

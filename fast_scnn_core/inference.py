@@ -14,12 +14,10 @@ bilinear interpolation, which is cheaper than upsampling C-channel logits to the
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib.util
-import typing
-from dataclasses import Field, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,136 +27,34 @@ from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, 
 from fast_scnn_core.errors import ConfigError, InputError
 from fast_scnn_core.export import SegmentationGraph
 from fast_scnn_core.fuse import fold_batchnorm
+from fast_scnn_core.inference_config import (  # re-exported: the options are part of the engine's API
+    GPU_BATCH,
+    MAX_THREADS,
+    InferenceConfig,
+    option_choices,
+    option_help,
+    option_range,
+)
 from fast_scnn_core.labels import ClassSet
-from fast_scnn_core.limits import DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE, size_problem
+from fast_scnn_core.limits import size_problem
 from fast_scnn_core.model import FastSCNN
 
-# torch.set_num_threads(100000) kills the process (SIGSEGV, no message); 1024 runs and is more than any CPU has.
-MAX_THREADS = 1024
+__all__ = [
+    "MAX_THREADS",
+    "InferenceConfig",
+    "Segmentation",
+    "Segmenter",
+    "option_choices",
+    "option_help",
+    "option_range",
+    "resize_image",
+    "resolve_backend",
+    "resolve_device",
+]
 
 # torch's thread count is process-wide: remember the library's default (all cores, or OMP_NUM_THREADS)
 # so that `threads: 0` after `threads: 1` brings it back.
 _LIBRARY_THREADS = torch.get_num_threads()
-
-
-def _option(default: object, help: str, range: tuple[int, int] | None = None, zero: str = "") -> Any:
-    """A dataclass field whose metadata holds the option's meaning and bounds (schema: InferenceConfig)."""
-    metadata: dict[str, Any] = {"help": help}
-    if range is not None:
-        metadata["range"] = range
-    if zero:
-        metadata["zero"] = zero
-    return field(default=default, metadata=metadata)
-
-
-@dataclass
-class InferenceConfig:
-    """Options of the inference engine; the ROS node's parameters map onto these one to one.
-
-    Each option is defined once, here: its type (a `Literal` gives the choices), its default and its
-    metadata, from which the checks (`__post_init__`), the node's parameter descriptors, the CLI flags
-    and the README's table derive. Metadata keys:
-
-    - "help": what the option means, one line;
-    - "range": (lo, hi), the inclusive bounds of an integer option;
-    - "zero": what 0 means, for an integer option that accepts 0 besides its range.
-
-    Read them with `option_help`, `option_range` and `option_choices` rather than by hand.
-    """
-
-    checkpoint: str = _option("", "checkpoint (.pt) written by `fast-scnn train`; required")
-    device: str = _option("auto", "auto (first CUDA GPU, else CPU), cpu, cuda or cuda:N")
-    # auto: onnxruntime is 3-5x faster than eager on CPU (docs/benchmarks.md)
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = _option(
-        "auto", "auto (onnxruntime on CPU when installed, else torch), torch, onnxruntime or tensorrt (CUDA)"
-    )
-    fp16: bool = _option(False, "half precision on CUDA (torch, onnxruntime, tensorrt); ignored on CPU")
-    width: int = _option(0, "inference width in pixels", (MIN_SIDE, MAX_SIDE), "the input image's width")
-    height: int = _option(0, "inference height in pixels", (MIN_SIDE, MAX_SIDE), "the input image's height")
-    output_resolution: Literal["input", "inference"] = _option(
-        "input", "input: outputs at the input image's size; inference: at the inference resolution"
-    )
-    mode: Literal["cls", "prob"] = _option(
-        "cls", "cls: labels only; prob: also the per-pixel max softmax probability (the confidence)"
-    )
-    max_pixels: int = _option(
-        DEFAULT_MAX_PIXELS,
-        "images (a batch: all its images) with more pixels are refused as bad input (memory guard)",
-        (MIN_SIDE * MIN_SIDE, MAX_SIDE * MAX_SIDE),
-    )
-    threads: int = _option(0, "CPU threads for torch/onnxruntime", (1, MAX_THREADS), "the library's default")
-    optimize: bool = _option(True, "torch backend: fold BatchNorm, channels_last (same results); false = plain eager")
-    compile: bool = _option(
-        False, "torch backend: torch.compile the graph (slow first frames; CPU needs a C++ compiler)"
-    )
-
-    def __post_init__(self) -> None:
-        _validate(self)
-
-
-def _field(name: str) -> Field:
-    fields = {f.name: f for f in dataclasses.fields(InferenceConfig)}
-    if name not in fields:
-        raise KeyError(f"InferenceConfig has no option {name!r}; options: {list(fields)}")
-    return fields[name]
-
-
-def option_choices(name: str) -> tuple[str, ...]:
-    """The values a `Literal` option accepts, () for the others."""
-    hint = typing.get_type_hints(InferenceConfig)[name]
-    return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
-
-
-def option_range(name: str) -> tuple[int, int] | None:
-    """The inclusive interval an integer option's values lie in (0 included when it means something), else None.
-
-    For a parameter descriptor: values inside it can still be refused when 0 is special, e.g. width 1..31
-    (`__post_init__` says why).
-    """
-    metadata = _field(name).metadata
-    if "range" not in metadata:
-        return None
-    lo, hi = metadata["range"]
-    return (0 if "zero" in metadata else lo, hi)
-
-
-def _bounds(metadata: typing.Mapping[str, Any]) -> str:
-    lo, hi = metadata["range"]
-    return f"{lo}..{hi}" + (f", or 0 = {metadata['zero']}" if "zero" in metadata else "")
-
-
-def option_help(name: str) -> str:
-    """One line for a parameter description or a --help: the meaning, the bounds and what 0 means."""
-    metadata = _field(name).metadata
-    text = metadata["help"]
-    if "range" in metadata:
-        text += f"; {_bounds(metadata)}"
-    choices = option_choices(name)
-    if choices and not all(c in text for c in choices):
-        text += f" ({' | '.join(choices)})"
-    return text
-
-
-def _validate(config: InferenceConfig) -> None:
-    """Check every option against its field's type and metadata, then the options against each other."""
-    hints = typing.get_type_hints(InferenceConfig)
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        choices = option_choices(f.name)
-        if choices and value not in choices:
-            raise ConfigError(f"{f.name} {value!r}: expected one of {list(choices)}")
-        kind = hints[f.name]
-        if kind in (bool, int, str) and (type(value) is not kind):
-            raise ConfigError(f"{f.name} must be of type {kind.__name__}, got {value!r}")
-        if "range" in f.metadata:
-            lo, hi = f.metadata["range"]
-            if not (lo <= value <= hi or (value == 0 and "zero" in f.metadata)):
-                raise ConfigError(f"{f.name} {value} is out of range: expected {_bounds(f.metadata)}")
-    if config.width * config.height > config.max_pixels:
-        raise ConfigError(
-            f"inference resolution {config.width}x{config.height} exceeds max_pixels={config.max_pixels}; "
-            "lower width/height or raise max_pixels"
-        )
 
 
 @dataclass
@@ -233,7 +129,12 @@ class Segmenter:
 
             graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             size = (config.height or 512, config.width or 1024)
-            self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size)
+            self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size, max_batch=self.max_batch)
+
+    @property
+    def max_batch(self) -> int:
+        """Most images per engine batch: `max_batch`, else 1 on CPU and GPU_BATCH on CUDA."""
+        return self.config.max_batch or (1 if self.device.type == "cpu" else GPU_BATCH)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, config: InferenceConfig | None = None) -> Segmenter:
@@ -247,6 +148,10 @@ class Segmenter:
         if not config.checkpoint:
             raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
         return cls.from_checkpoint(config.checkpoint, config)
+
+    def inference_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) an image of height x width is segmented at: the configured width/height, 0 = the image's own."""
+        return (self.config.height or height, self.config.width or width)
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         """Refuse what the engine cannot take, from the array's header alone (before any copy of its pixels)."""
@@ -265,36 +170,102 @@ class Segmenter:
             raise InputError(problem)
         if count * h * w > self.config.max_pixels:
             raise InputError(f"a batch of {count} images of {w}x{h} exceeds max_pixels={self.config.max_pixels}")
-        size = (self.config.height or h, self.config.width or w)
+        self._check_inference_pixels(count, self.inference_size(h, w))
+        return image
+
+    def _check_inference_pixels(self, count: int, size: tuple[int, int]) -> None:
         if count * size[0] * size[1] > self.config.max_pixels:
             raise InputError(
                 f"a batch of {count} at the inference resolution {size[1]}x{size[0]} exceeds "
                 f"max_pixels={self.config.max_pixels}"
             )
-        return image
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> Segmentation:
         image = self._check(image)
-        batch = image[None] if image.ndim == 3 else image
-        in_size = batch.shape[1:3]
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        size = (self.config.height or in_size[0], self.config.width or in_size[1])
-        if size != in_size:
-            x = resize_image(x, size)
-        labels, confidence = self.engine(x)
-        if self.config.output_resolution == "input" and size != in_size:
-            labels = F.interpolate(labels[:, None], size=in_size, mode="nearest-exact")[:, 0]
-            if confidence is not None:
-                confidence = F.interpolate(confidence[:, None], size=in_size, mode="bilinear", align_corners=False)[
-                    :, 0
-                ]
-        labels = labels.cpu().numpy()
-        confidence = None if confidence is None else confidence.float().cpu().numpy()
+        [(labels, confidence)] = self._run([image[None] if image.ndim == 3 else image])
         if image.ndim == 3:
             labels = labels[0]
             confidence = None if confidence is None else confidence[0]
         return Segmentation(labels, confidence)
+
+    def plan_batches(self, sizes: Sequence[tuple[int, int]]) -> list[list[int]]:
+        """Indices of images of these (H, W) sizes grouped into engine batches, for `segment_batch`.
+
+        Images share a batch when their inference sizes agree (always, with width and height set; by
+        input size when they are 0), up to `max_batch` images, as long as the batch stays within
+        max_pixels at its input and at its inference size; an image over the limits on its own gets a
+        batch of its own (and is refused by `segment_batch` with the reason). Batches come in the
+        order of their first image.
+        """
+        batches: list[list[int]] = []
+        open_batch: dict[tuple[int, int], tuple[list[int], int]] = {}  # inference size -> (batch, input pixels)
+        for index, (height, width) in enumerate(sizes):
+            size = self.inference_size(height, width)
+            batch, pixels = open_batch.get(size, ([], 0))
+            count, pixels = len(batch) + 1, pixels + height * width
+            full = count > self.max_batch or pixels > self.config.max_pixels
+            if not batch or full or count * size[0] * size[1] > self.config.max_pixels:
+                batch, pixels = [], height * width
+                batches.append(batch)
+            batch.append(index)
+            open_batch[size] = (batch, pixels)
+        return batches
+
+    @torch.inference_mode()
+    def segment_batch(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
+        """Segment (H, W, 3) images of any input sizes that share an inference size as one engine batch.
+
+        Result i is image i's, at its own size (`output_resolution: input`), with the same resizing
+        as segmenting it alone: only the engine's arithmetic sees the batch (labels equal; confidence
+        within float32 rounding, ~1e-8). `plan_batches` forms such groups.
+        """
+        if not images:
+            raise InputError("empty batch")
+        for image in images:
+            if self._check(image).ndim != 3:
+                raise InputError(f"segment_batch takes (H, W, 3) images, got shape {image.shape}")
+        sizes = {self.inference_size(*image.shape[:2]) for image in images}
+        if len(sizes) > 1:
+            raise InputError(f"images of one batch must share an inference size, got {sorted(sizes)}")
+        pixels = sum(image.shape[0] * image.shape[1] for image in images)
+        if pixels > self.config.max_pixels:
+            raise InputError(f"a batch of {len(images)} images of {pixels} pixels exceeds max_pixels")
+        self._check_inference_pixels(len(images), sizes.pop())
+        return [
+            Segmentation(labels[0], None if confidence is None else confidence[0])
+            for labels, confidence in self._run([image[None] for image in images])
+        ]
+
+    def _run(self, parts: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Labels and confidence of (N, H, W, 3) parts sharing one inference size, run as one engine batch.
+
+        Each part is resized to the inference size on its own and its outputs resized back to its own size,
+        so a part's results do not depend on the others.
+        """
+        size = self.inference_size(*parts[0].shape[1:3])
+        inputs = []
+        for part in parts:
+            x = torch.from_numpy(np.ascontiguousarray(part)).to(self.device)
+            inputs.append(resize_image(x, size) if tuple(part.shape[1:3]) != size else x)
+        labels, confidence = self.engine(inputs[0] if len(inputs) == 1 else torch.cat(inputs))
+        results = []
+        start = 0
+        for part in parts:
+            end, in_size = start + part.shape[0], tuple(part.shape[1:3])
+            part_labels = labels[start:end]
+            part_confidence = None if confidence is None else confidence[start:end]
+            start = end
+            if self.config.output_resolution == "input" and size != in_size:
+                part_labels = F.interpolate(part_labels[:, None], size=in_size, mode="nearest-exact")[:, 0]
+                if part_confidence is not None:
+                    part_confidence = F.interpolate(
+                        part_confidence[:, None], size=in_size, mode="bilinear", align_corners=False
+                    )[:, 0]
+            results.append(
+                (part_labels.cpu().numpy(), None if part_confidence is None else part_confidence.float().cpu().numpy())
+            )
+        return results
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

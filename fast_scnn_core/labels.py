@@ -203,7 +203,7 @@ def mask_topic_names(classes: ClassSet) -> list[str]:
         token = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
         if not token or token[0].isdigit():
             token = f"class_{token}" if token else f"class_{class_id}"
-        if token in tokens:
+        while token in tokens:  # a suffixed token can itself be taken ("x", "x_1", "X"): suffix again
             token = f"{token}_{class_id}"
         tokens.append(token)
     return tokens

@@ -28,6 +28,7 @@ from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from fast_scnn_core.data.dataset import header_size
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.inference_config import add_option_argument
 from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
 from fast_scnn_core.limits import size_problem
 from fast_scnn_core.visualize import colorize, overlay
@@ -57,27 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
 
 
+# The engine options the commands that run a Segmenter take as flags (--device, ..., --threads).
+ENGINE_OPTIONS = ("device", "backend", "fp16", "width", "height", "threads")
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """The Segmenter options of the commands that run one (predict, label-bag, bag-to-dataset)."""
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
-    parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
-    parser.add_argument("--width", type=int, default=0, help="inference width (0 = the image's own)")
-    parser.add_argument("--height", type=int, default=0, help="inference height (0 = the image's own)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
+    for name in ENGINE_OPTIONS:
+        add_option_argument(parser, name)
 
 
 def engine_config(args: argparse.Namespace) -> InferenceConfig:
     """The InferenceConfig of `add_engine_arguments`' options and --checkpoint."""
-    return InferenceConfig(
-        checkpoint=args.checkpoint,
-        device=args.device,
-        backend=args.backend,
-        fp16=args.fp16,
-        width=args.width,
-        height=args.height,
-        threads=args.threads,
-    )
+    return InferenceConfig(checkpoint=args.checkpoint, **{name: getattr(args, name) for name in ENGINE_OPTIONS})
 
 
 def _outputs(text: str | None, label_ids: bool) -> tuple[str, ...]:

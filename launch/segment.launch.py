@@ -3,9 +3,11 @@
 Parameters come from `params_file` (default: the installed config/segment.yaml); a launch argument
 given on the command line overrides its parameter, one left empty keeps the file's value. The
 camera topics are remapped onto the node's `image` and `camera_info` inputs (compressed input reads
-<image_topic>/compressed). The node's process gets `fastdds_profile` (large outputs over shared
-memory, docs/ros.md). When the node exits with an error (e.g. it cannot start), `ros2 launch` exits
-non-zero after the node's one-line reason.
+<image_topic>/compressed). With `cameras` (a camera ring), `image_topic` and `camera_info_topic` are
+patterns in which `{camera}` stands for each camera's name: `image_topic:=/{camera}/image_raw` remaps
+the node's `front/image` onto `/front/image_raw`, and so on. The node's process gets
+`fastdds_profile` (large outputs over shared memory, docs/ros.md). When the node exits with an error
+(e.g. it cannot start), `ros2 launch` exits non-zero after the node's one-line reason.
 """
 
 import os
@@ -18,15 +20,23 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch.utilities.type_utils import get_typed_value
 from launch_ros.actions import Node
 
+from fast_scnn_ros.params import parameter_description
 from launch import LaunchContext, LaunchDescription
 
 # Launch arguments that override the node parameter of the same name when given (value type of each).
-OVERRIDES = {"checkpoint": str, "device": str, "width": int, "height": int, "input_compressed": bool}
+OVERRIDES = {
+    "checkpoint": str,
+    "device": str,
+    "width": int,
+    "height": int,
+    "input_compressed": bool,
+    "cameras": list[str],
+}
 # Fast DDS 3 reads the XML profile named by this variable when a process starts.
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
-def parameter_overrides(context: LaunchContext) -> dict[str, str | int | bool]:
+def parameter_overrides(context: LaunchContext) -> dict[str, str | int | bool | list[str]]:
     """The OVERRIDES given on the command line, typed by launch's own rules ('512' -> 512, 'true' -> True).
 
     Typed here because launch_ros' ParameterValue(value_type=int) type-checks an evaluated string
@@ -40,7 +50,7 @@ def parameter_overrides(context: LaunchContext) -> dict[str, str | int | bool]:
         try:
             overrides[name] = get_typed_value(text, value_type)
         except ValueError:
-            expected = "true or false" if value_type is bool else "an integer"
+            expected = {bool: "true or false", int: "an integer"}.get(value_type, "a list such as [front, rear]")
             raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
     return overrides
 
@@ -59,6 +69,28 @@ def fail_on_error_exit(event: ProcessExited, context: LaunchContext) -> None:
         raise RuntimeError(f"{event.process_name} exited with status {event.returncode} (its reason is logged above)")
 
 
+def camera_remappings(context: LaunchContext) -> list[tuple[str, str]]:
+    """The node's inputs onto the camera topics: one camera's, or with `cameras` each camera's by the patterns."""
+    topics = {
+        "image": LaunchConfiguration("image_topic").perform(context),
+        "camera_info": LaunchConfiguration("camera_info_topic").perform(context),
+    }
+    cameras = parameter_overrides(context).get("cameras", [])
+    if not cameras:
+        return list(topics.items())
+    for name, pattern in topics.items():
+        if "{camera}" not in pattern:
+            raise ValueError(
+                f"launch argument {name}_topic:={pattern}: with cameras, write {{camera}} where each camera's "
+                f"name goes, e.g. {name}_topic:=/{{camera}}/{'image_raw' if name == 'image' else name}"
+            )
+    return [
+        (f"{camera}/{name}", pattern.replace("{camera}", camera))
+        for camera in cameras
+        for name, pattern in topics.items()
+    ]
+
+
 def segmentation_node(context: LaunchContext) -> list:
     """The node with the arguments of this launch, and the handler that fails the launch if it exits with an error."""
     node = Node(
@@ -68,10 +100,7 @@ def segmentation_node(context: LaunchContext) -> list:
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file"), parameter_overrides(context)],
-        remappings=[
-            ("image", LaunchConfiguration("image_topic")),
-            ("camera_info", LaunchConfiguration("camera_info_topic")),
-        ],
+        remappings=camera_remappings(context),
         additional_env=fastdds_environment(context),
     )
     return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=fail_on_error_exit))]
@@ -82,19 +111,26 @@ def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(share, "config", "segment.yaml")
     default_profile = os.path.join(share, "config", "fastdds_large_images.xml")
     keep = " (empty: keep the params file's value)"
+
+    described = {name: parameter_description(name) + keep for name in OVERRIDES}  # as the node parameter
     arguments = [
-        DeclareLaunchArgument("checkpoint", default_value="", description="Fast-SCNN checkpoint (.pt)" + keep),
-        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw", description="input image topic"),
+        DeclareLaunchArgument("checkpoint", default_value="", description=described["checkpoint"]),
         DeclareLaunchArgument(
-            "camera_info_topic", default_value="/camera/camera_info", description="input camera_info topic"
+            "image_topic",
+            default_value="/camera/image_raw",
+            description="input image topic; with cameras a pattern, {camera} = each camera's name",
+        ),
+        DeclareLaunchArgument(
+            "camera_info_topic",
+            default_value="/camera/camera_info",
+            description="input camera_info topic; with cameras a pattern, {camera} = each camera's name",
         ),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters YAML"),
-        DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N" + keep),
-        DeclareLaunchArgument("width", default_value="", description="inference width; 0 = input width" + keep),
-        DeclareLaunchArgument("height", default_value="", description="inference height; 0 = input height" + keep),
-        DeclareLaunchArgument(
-            "input_compressed", default_value="", description="true: subscribe <image_topic>/compressed" + keep
-        ),
+        DeclareLaunchArgument("device", default_value="", description=described["device"]),
+        DeclareLaunchArgument("width", default_value="", description=described["width"]),
+        DeclareLaunchArgument("height", default_value="", description=described["height"]),
+        DeclareLaunchArgument("input_compressed", default_value="", description=described["input_compressed"]),
+        DeclareLaunchArgument("cameras", default_value="", description=described["cameras"]),
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=EnvironmentVariable(PROFILE_VARIABLE, default_value=default_profile),

@@ -78,14 +78,14 @@ def launch_arguments() -> dict[str, tuple[str, ast.expr]]:
     """
     tree = ast.parse((REPO / "launch/segment.launch.py").read_text())
     [overrides] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "OVERRIDES"]
-    types = {ast.literal_eval(k): v.id for k, v in zip(overrides.keys, overrides.values, strict=True)}
+    types = {ast.literal_eval(k): ast.unparse(v) for k, v in zip(overrides.keys, overrides.values, strict=True)}
     arguments = {}
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
             name = ast.literal_eval(call.args[0])
             default = next(k.value for k in call.keywords if k.arg == "default_value")
             python_type = types.get(name, "str")
-            arguments[name] = ("string" if python_type == "str" else python_type, default)
+            arguments[name] = ({"str": "string", "list[str]": "string[]"}.get(python_type, python_type), default)
     return arguments
 
 

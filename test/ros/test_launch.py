@@ -22,7 +22,7 @@ LAUNCH_FILE = REPO / "launch/segment.launch.py"
 PREFIX = Path(sys.prefix)
 SPECS = {spec.name: spec for spec in parameter_specs()}
 ARGUMENTS = {"checkpoint", "image_topic", "camera_info_topic", "params_file", "device", "width", "height"}
-ARGUMENTS |= {"input_compressed", "fastdds_profile"}
+ARGUMENTS |= {"input_compressed", "cameras", "fastdds_profile"}
 
 
 def calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -79,7 +79,7 @@ def test_node_action_names_an_installed_executable(tree: ast.Module) -> None:
 def overrides_table(tree: ast.Module) -> dict[str, str]:
     """The launch file's OVERRIDES: launch argument (= node parameter) name -> value type name."""
     [assign] = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDES"]
-    return {ast.literal_eval(k): v.id for k, v in zip(assign.value.keys, assign.value.values, strict=True)}
+    return {ast.literal_eval(k): ast.unparse(v) for k, v in zip(assign.value.keys, assign.value.values, strict=True)}
 
 
 def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Module, declared: dict) -> None:
@@ -87,9 +87,9 @@ def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Mod
     params_file, overrides = keyword(node, "parameters").elts
     assert launch_configuration_name(params_file) == "params_file"
     assert isinstance(overrides, ast.Call) and overrides.func.id == "parameter_overrides"  # after the file: wins
-    python_types = {str: "str", int: "int", bool: "bool", float: "float"}
+    python_types = {str: "str", int: "int", bool: "bool", float: "float", Parameter.Type: "list[str]"}
     table = overrides_table(tree)
-    assert set(table) == {"checkpoint", "device", "width", "height", "input_compressed"}
+    assert set(table) == {"checkpoint", "device", "width", "height", "input_compressed", "cameras"}
     for name, type_name in table.items():
         assert name in SPECS, f"launch overrides {name!r}, which the node does not declare"
         assert type_name == python_types[type(SPECS[name].default)], name
@@ -97,13 +97,44 @@ def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Mod
         assert ast.literal_eval(declared[name]) == "", name
 
 
-def test_remapped_topics_are_the_nodes_inputs(tree: ast.Module) -> None:
-    [node] = calls(tree, "Node")
-    remapped = {
-        ast.literal_eval(pair.elts[0]): launch_configuration_name(pair.elts[1])
-        for pair in keyword(node, "remappings").elts
-    }
-    assert remapped == {IMAGE_TOPIC: "image_topic", CAMERA_INFO_TOPIC: "camera_info_topic"}
+def launch_module(monkeypatch: pytest.MonkeyPatch):
+    """The launch file imported for real, as `ros2 launch` does."""
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(PREFIX))
+    spec = importlib.util.spec_from_file_location("segment_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def remappings(monkeypatch: pytest.MonkeyPatch, cameras: str, **topics: str) -> list[tuple[str, str]]:
+    """What the launch file remaps for these launch arguments (as typed on the command line)."""
+    from launch import LaunchContext
+
+    context = LaunchContext()
+    context.launch_configurations.update({name: "" for name in ("checkpoint", "device", "width", "height")})
+    context.launch_configurations.update(input_compressed="", cameras=cameras, **topics)
+    return launch_module(monkeypatch).camera_remappings(context)
+
+
+def test_remapped_topics_are_the_nodes_inputs(ros2, monkeypatch: pytest.MonkeyPatch) -> None:
+    topics = {"image_topic": "/front/image_raw", "camera_info_topic": "/front/camera_info"}
+    assert remappings(monkeypatch, "", **topics) == [
+        (IMAGE_TOPIC, "/front/image_raw"),
+        (CAMERA_INFO_TOPIC, "/front/camera_info"),
+    ]
+
+
+def test_a_camera_ring_remaps_each_cameras_inputs_by_the_topic_patterns(ros2, monkeypatch: pytest.MonkeyPatch) -> None:
+    patterns = {"image_topic": "/{camera}/color/image_raw", "camera_info_topic": "/{camera}/color/camera_info"}
+    assert remappings(monkeypatch, "[front, rear]", **patterns) == [
+        (f"front/{IMAGE_TOPIC}", "/front/color/image_raw"),
+        (f"front/{CAMERA_INFO_TOPIC}", "/front/color/camera_info"),
+        (f"rear/{IMAGE_TOPIC}", "/rear/color/image_raw"),
+        (f"rear/{CAMERA_INFO_TOPIC}", "/rear/color/camera_info"),
+    ]
+    defaults = {"image_topic": "/camera/image_raw", "camera_info_topic": "/camera/camera_info"}
+    with pytest.raises(ValueError, match=r"image_topic:=/camera/image_raw: with cameras, write \{camera\}"):
+        remappings(monkeypatch, "[front]", **defaults)
 
 
 def test_params_yaml_documents_every_parameter_with_its_default() -> None:
@@ -127,11 +158,7 @@ def launch_defaults(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
     from launch import LaunchContext
 
-    monkeypatch.setenv("AMENT_PREFIX_PATH", str(PREFIX))
-    spec = importlib.util.spec_from_file_location("segment_launch", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    arguments = module.generate_launch_description().get_launch_arguments()
+    arguments = launch_module(monkeypatch).generate_launch_description().get_launch_arguments()
     return {argument.name: perform_substitutions(LaunchContext(), argument.default_value) for argument in arguments}
 
 

@@ -65,3 +65,21 @@ def test_soak_overloads_the_node_changes_parameters_and_reports(tmp_path: Path) 
     assert len(report["samples"]) >= 8 and min(rss["at_start"], rss["first_window"], rss["last_window"]) > 0
     assert abs(rss["slope_mb_per_min"]) < float("inf")
     assert "| 8 s | 64x96 |" in (tmp_path / "soak_64x96_8s.md").read_text()
+
+
+def test_camera_ring_compares_one_node_for_the_cameras_with_one_node_per_camera() -> None:
+    [command] = documented("camera_ring.py")
+    out = run_bench(
+        "camera_ring.py", *command, "--size", "64x96", "--rate", "5", "--seconds", "2", "--warmup", "2",
+        "--runs", "1", "--cameras", "front", "rear",
+    )  # fmt: skip
+    setups = r"one node, cameras: \[front, rear\], max_batch [12]|2 nodes, one camera each"
+    rows = re.findall(rf"^\| ({setups}) \| 1 \|(.*)\|$", out, re.M)
+    assert len(rows) == 3, out
+    for setup, cells in rows:
+        rss, pss, cpu, fps, total, latency = (cell.strip() for cell in cells.split("|"))
+        assert float(rss) >= float(pss) > 0 and float(cpu) > 0 and float(total) > 0, setup
+        assert re.fullmatch(r"\d+ / \d+", latency), setup
+        assert all(float(v) > 0 for v in fps.split(", ")), f"{setup}: a camera got no labels"
+    summary = r"against 2 nodes, mean of the runs: RSS \d+ %, PSS \d+ %, labelled frames/s \d+ %, CPU per labelled"
+    assert len(re.findall(summary, out)) == 2, out

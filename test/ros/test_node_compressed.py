@@ -94,6 +94,37 @@ def test_corrupt_compressed_messages_are_counted_and_survived(node, ros: RosHarn
     assert node.popen.poll() is None
 
 
+def accounted(diagnostics: dict) -> bool:
+    """Every frame received is accounted for exactly once: processed, dropped, bad or failed."""
+    received, *outcomes = (int(diagnostics[k]) for k in ("frames_received", "frames_processed", "frames_dropped"))
+    outcomes += [int(diagnostics["bad_messages"]), int(diagnostics["errors"])]
+    return received == sum(outcomes)
+
+
+def test_a_frame_refused_by_the_worker_is_received_once_and_costs_no_good_frame(node, ros: RosHarness) -> None:
+    """Issue 13 #9: a corrupt JPEG (found bad only when decoded, in the worker) was counted twice in
+    frames_received and replaced the good frame waiting before it, which was then counted as dropped.
+
+    While the worker segments a large frame, a good frame and then a corrupt one arrive: the good one
+    must still be labelled, and the books must balance."""
+    busy = rgb8_to_compressed(np.zeros((1024, 2048, 3), np.uint8), "png")  # small to send, slow to segment
+    publisher = ros.publisher(CompressedImage, COMPRESSED)
+    labels = ros.collect(Image, "/segmentation/labels")
+    for _ in range(5):  # best effort: an attempt counts once the node has seen the corrupt frame
+        bad_before = int(ros.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+        good = rgb8_to_compressed(random_rgb(H, W, seed=6), "png", ros.header("good"))
+        corrupt = CompressedImage(header=ros.header("corrupt"), format="jpeg", data=garbled_jpeg())
+        for msg in (busy, good, corrupt):
+            publisher.publish(msg)
+        if ros.spin_until(lambda b=bad_before: int(ros.diagnostics()["bad_messages"]) > b, timeout=10):
+            break
+    assert ros.spin_until(lambda: labels.with_stamp(good.header.stamp) is not None, timeout=10), (
+        "the good frame before a corrupt one was never labelled"
+    )
+    ros.stop_collecting(labels)
+    assert ros.wait_diagnostics(accounted, timeout=10), ros.diagnostics()
+
+
 def test_sigterm_stops_the_node_cleanly(node: NodeProcess) -> None:
     """Runs last in this module: it ends the module's node."""
     assert node.signal(signal.SIGTERM) == 0, node.output()

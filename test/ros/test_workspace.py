@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from harness import Ros2, image_yaml
@@ -75,3 +76,28 @@ def test_docs_camera_driver_export_names_the_installed_profile(ros2_workspace: W
     )
     profile = ros2_workspace.cwd / "install/fast_scnn_ros/share/fast_scnn_ros/config/fastdds_large_images.xml"
     assert result.stdout.strip() == str(profile), result.stdout + result.stderr
+
+
+def test_readme_camera_ring_launch_segments_every_camera(ros2: Ros2, ros2_workspace: Workspace) -> None:
+    """The README's four-camera launch, as written: each camera's frames, from its own driver topic, come back
+    labelled on <camera>/segmentation/labels with that camera's header."""
+    [command] = section_commands()[2]
+    cameras = re.search(r"cameras:='\[(.*?)\]'", command).group(1).split(", ")
+    assert cameras == ["front", "rear", "left", "right"]
+    node = ros2.start_command(["bash", "-c", command], env=ros2_workspace.env, cwd=ros2_workspace.cwd, terminal=True)
+    node.wait_for("segmenting")
+    rgb = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    drivers = [ros2.publish(f"/{name}/image_raw", "sensor_msgs/msg/Image", image_yaml(rgb, name)) for name in cameras]
+
+    def receive(name: str) -> dict:
+        return ros2.receive(f"/{name}/segmentation/labels", "sensor_msgs/msg/Image", name)
+
+    with ThreadPoolExecutor(len(cameras)) as pool:
+        labels = list(pool.map(receive, cameras))
+    for driver in drivers:
+        driver.stop()
+    assert [(msg["header"]["frame_id"], msg["height"], msg["width"]) for msg in labels] == [
+        (name, H, W) for name in cameras
+    ]
+    assert node.interrupt() == 0, node.output()
+    assert "Traceback" not in node.output()

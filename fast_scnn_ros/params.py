@@ -1,0 +1,187 @@
+"""The node's parameters in one place: the engine's options, generated from `InferenceConfig`'s fields, then
+the node's own; and the pure checks that turn parameter values into settings (no ROS graph needed).
+
+Each engine option's description, bounds and choices come from its `InferenceConfig` field
+(`option_help`, `option_range`, `option_choices`), the same text `fast-scnn predict --help` and the
+launch file's argument descriptions show. An integer option's range goes into its descriptor
+(`integer_range`), so rclpy refuses `width:=20000` or `threads:=100000` with the bounds before the
+node sees it; values inside the range that an option still refuses (width 1..31: 0 means "the
+image's") are refused by `InferenceConfig`'s own check with its reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
+
+from fast_scnn_core.errors import ConfigError
+from fast_scnn_core.inference_config import InferenceConfig, option_choices, option_help, option_range
+from fast_scnn_core.labels import ClassSet, mask_class_ids
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter: its default (which fixes its type), meaning and constraints."""
+
+    name: str
+    default: Any  # a value, or Parameter.Type.STRING_ARRAY for an initially empty string array
+    description: str
+    read_only: bool = False
+    choices: tuple[str, ...] = ()
+    integer_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        constraints = f"one of: {', '.join(self.choices)}" if self.choices else ""
+        descriptor = ParameterDescriptor(
+            description=self.description, read_only=self.read_only, additional_constraints=constraints
+        )
+        if self.integer_range:
+            descriptor.integer_range = [IntegerRange(from_value=self.integer_range[0], to_value=self.integer_range[1])]
+        if self.float_range:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1])
+            ]
+        return descriptor
+
+
+READ_ONLY_ENGINE = {"checkpoint"}  # a new checkpoint may bring a new class set: restart the node
+ENGINE_NAMES = tuple(field.name for field in dataclasses.fields(InferenceConfig))
+
+
+def engine_parameters() -> list[ParameterSpec]:
+    """One parameter per InferenceConfig field, described and bounded by the field itself."""
+    specs = []
+    for field in dataclasses.fields(InferenceConfig):
+        default = field.default
+        if not isinstance(default, (bool, int, float, str)):
+            raise TypeError(f"InferenceConfig.{field.name}: no ROS parameter type for {default!r}")
+        specs.append(
+            ParameterSpec(
+                field.name,
+                default,
+                option_help(field.name),
+                read_only=field.name in READ_ONLY_ENGINE,
+                choices=tuple(str(choice) for choice in option_choices(field.name)),
+                integer_range=option_range(field.name) if type(default) is int else None,
+            )
+        )
+    return specs
+
+
+NODE_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "cameras",
+        Parameter.Type.STRING_ARRAY,
+        "camera names of a camera ring, e.g. [front, rear]: each reads <name>/image and <name>/camera_info and "
+        "publishes <name>/segmentation/...; empty = one camera on image",
+        True,
+    ),
+    ParameterSpec("input_compressed", False, "subscribe <image>/compressed (jpeg/png) instead of raw image", True),
+    ParameterSpec("use_camera_info", True, "subscribe camera_info and republish it scaled to the output size", True),
+    ParameterSpec(
+        "qos_reliability",
+        "best_effort",
+        "input QoS reliability; best_effort is REP 2003 sensor-data QoS",
+        True,
+        choices=("best_effort", "reliable"),
+    ),
+    ParameterSpec("qos_depth", 5, "input and output queue depth (keep last)", True, integer_range=(1, 100)),
+    ParameterSpec(
+        "mask_classes",
+        Parameter.Type.STRING_ARRAY,
+        "class names (or their topic names) that get a segmentation/masks/<name> topic; empty = none",
+    ),
+    ParameterSpec("publish_color", True, "publish segmentation/color (rgb8 colour-coded labels)"),
+    ParameterSpec("publish_overlay", True, "publish segmentation/overlay (rgb8 image blended with colours)"),
+    ParameterSpec("publish_confidence", True, "publish segmentation/confidence (32FC1; needs mode prob)"),
+    ParameterSpec("publish_camera_info", True, "publish segmentation/camera_info scaled to the output size"),
+    ParameterSpec("overlay_alpha", 0.5, "weight of the colours in the overlay", float_range=(0.0, 1.0)),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics reports", True, float_range=(0.05, 60.0)),
+)
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """Every parameter the node declares, engine options first."""
+    return [*engine_parameters(), *NODE_PARAMETERS]
+
+
+SPECS = {spec.name: spec for spec in parameter_specs()}
+
+
+def parameter_description(name: str) -> str:
+    """The description of the node parameter `name` (the launch file's arguments reuse it)."""
+    return SPECS[name].description
+
+
+def check_choices(values: Mapping[str, Any]) -> None:
+    """Refuse a value outside its parameter's choices (a descriptor only shows them; rclpy does not check)."""
+    for name, value in values.items():
+        choices = SPECS[name].choices
+        if choices and value not in choices:
+            raise ConfigError(f"parameter {name!r} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def engine_config(values: Mapping[str, Any]) -> InferenceConfig:
+    """The InferenceConfig of the engine parameters' values (InferenceConfig's checks give the reason)."""
+    return InferenceConfig(**{name: values[name] for name in ENGINE_NAMES})
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """The runtime-changeable output parameters, swapped as a whole when they change."""
+
+    mask_classes: tuple[int, ...]
+    color: bool
+    overlay: bool
+    confidence: bool
+    camera_info: bool
+    overlay_alpha: float
+
+
+def output_settings(values: Mapping[str, Any], classes: ClassSet) -> OutputSettings:
+    """The output parameters' values checked against the checkpoint's classes."""
+    try:
+        mask_ids = mask_class_ids(classes, values["mask_classes"])
+    except ValueError as exc:
+        raise ConfigError(f"mask_classes: {exc}") from None
+    return OutputSettings(
+        mask_ids,
+        values["publish_color"],
+        values["publish_overlay"],
+        values["publish_confidence"],
+        values["publish_camera_info"],
+        float(values["overlay_alpha"]),
+    )
+
+
+_TOPIC_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def camera_names(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The `cameras` parameter checked: names usable as topic namespaces, each once; () = the single `image` input."""
+    names = tuple(values["cameras"])
+    for name in names:
+        if not all(_TOPIC_TOKEN.fullmatch(token) for token in name.split("/")):
+            raise ConfigError(
+                f"cameras: {name!r} is not a relative topic name (tokens of letters, digits and _, each starting "
+                "with a letter, separated by /), e.g. front or front/left"
+            )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"cameras: {', '.join(repeated)} listed more than once")
+    return names
+
+
+def with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter values as rclpy returns them, with an unset string array read as [] (its documented default)."""
+    return {
+        name: [] if value is None and SPECS[name].default is Parameter.Type.STRING_ARRAY else value
+        for name, value in values.items()
+    }

@@ -1,0 +1,103 @@
+"""The node's parameter schema and the checks of parameter values, without a ROS graph."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+from conftest import CLASSES
+
+from fast_scnn_core.errors import ConfigError
+from fast_scnn_core.inference import InferenceConfig, option_choices, option_help, option_range
+from fast_scnn_core.predict import ENGINE_OPTIONS, add_engine_arguments
+from fast_scnn_ros.params import (
+    SPECS,
+    camera_names,
+    check_choices,
+    engine_config,
+    engine_parameters,
+    output_settings,
+    parameter_description,
+    with_defaults,
+)
+
+
+def test_every_engine_option_is_a_parameter_described_and_bounded_by_its_field() -> None:
+    """One text per option (InferenceConfig's metadata) in the descriptor; integer ranges from the same place."""
+    specs = {spec.name: spec for spec in engine_parameters()}
+    assert list(specs) == [field.name for field in dataclasses.fields(InferenceConfig)]
+    for name, spec in specs.items():
+        descriptor = spec.descriptor()
+        assert descriptor.description == option_help(name)
+        assert spec.choices == option_choices(name)
+        if type(spec.default) is int:
+            [bounds] = descriptor.integer_range
+            assert (bounds.from_value, bounds.to_value) == option_range(name)
+    assert specs["threads"].integer_range == (0, 1024)
+    assert specs["width"].integer_range == specs["height"].integer_range == (0, 16384)
+
+
+def test_cli_flags_and_launch_arguments_use_the_same_text() -> None:
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    helps = {action.dest: action.help for action in parser._actions}
+    for name in ENGINE_OPTIONS:
+        assert helps[name] == option_help(name) == parameter_description(name)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"width": 20}, "width 20 is out of range: expected 32..16384, or 0"),
+        ({"threads": 2000}, "threads 2000 is out of range"),
+        ({"width": 4096, "height": 4096, "max_pixels": 1024}, "exceeds max_pixels"),
+        ({"backend": "tensorflow"}, "backend 'tensorflow': expected one of"),
+    ],
+)
+def test_engine_values_are_checked_by_inference_config(changes: dict, reason: str) -> None:
+    values = {spec.name: spec.default for spec in engine_parameters()} | changes
+    with pytest.raises(ConfigError, match=reason):
+        engine_config(values)
+
+
+def test_threads_zero_is_the_library_default() -> None:
+    values = {spec.name: spec.default for spec in engine_parameters()}
+    assert engine_config(values | {"threads": 0}).threads == 0
+
+
+def test_choices_and_mask_classes_are_checked_with_the_valid_values_named() -> None:
+    with pytest.raises(ConfigError, match=r"qos_reliability.*best_effort, reliable"):
+        check_choices({"qos_reliability": "reliabl"})
+    values = with_defaults({name: SPECS[name].default for name in SPECS}) | {"mask_classes": ["sky", "traffic_light"]}
+    assert output_settings(values, CLASSES).mask_classes == (2, 1)
+    with pytest.raises(ConfigError, match="mask_classes: unknown mask class 'car'"):
+        output_settings(values | {"mask_classes": ["car"]}, CLASSES)
+
+
+def test_unset_string_arrays_read_as_empty() -> None:
+    assert with_defaults({"cameras": None, "mask_classes": None, "width": 0}) == {
+        "cameras": [],
+        "mask_classes": [],
+        "width": 0,
+    }
+
+
+@pytest.mark.parametrize("names", [[], ["front"], ["front", "rear", "left", "right"], ["robot1/front", "cam_2"]])
+def test_camera_names_that_are_relative_topic_names_are_accepted(names: list[str]) -> None:
+    assert camera_names({"cameras": names}) == tuple(names)
+
+
+@pytest.mark.parametrize(
+    ("names", "reason"),
+    [
+        (["2front"], "'2front' is not a relative topic name"),
+        (["front-left"], "'front-left' is not"),
+        (["/front"], "'/front' is not"),
+        ([""], "'' is not"),
+        (["front", "rear", "front"], "front listed more than once"),
+    ],
+)
+def test_camera_names_that_are_not_topic_names_are_refused(names: list[str], reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        camera_names({"cameras": names})
