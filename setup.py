@@ -68,6 +68,7 @@ setup(
             "ruff>=0.6",
             "colcon-common-extensions>=0.3",
             "hypothesis>=6.100",
+            "psutil>=5.9",  # bench/soak.py samples the node's RSS, threads and CPU time
             "cityscapesscripts>=2.2",  # the official evaluation, the reference in tests
             "mcap>=1.2",  # Foxglove's reference MCAP reader and ROS 2 decoder check label-bag's output
             "mcap-ros2-support>=0.5",

@@ -1,12 +1,18 @@
-"""The ROS node's own overhead: end-to-end latency (publish -> labels received) minus the engine's latency.
+"""The ROS node's own overhead: end-to-end latency (publish -> outputs received) minus the engine's latency.
 
     python bench/node_latency.py [--checkpoint model.pt] [--sizes 512x1024 1024x2048] [--frames 10]
+                                 [--outputs labels|all] [--against REVISION]
 
-Starts the installed segmentation_node (lib/fast_scnn_ros/segmentation_node) in its own DDS domain on
-localhost, publishes one rgb8 image at a time and waits for its labels (no overlap, so no frame is
-dropped or queued), then stops the node and times the Segmenter alone on the same image in this
-process. Without --checkpoint an untrained 19-class checkpoint is used: latency does not depend on
-the weights. Prints a markdown table; docs/ros.md records the numbers.
+Starts the installed segmentation_node (fast_scnn_ros.process) in its own DDS domain on localhost,
+publishes one rgb8 image at a time and waits for its outputs (no overlap, so no frame is dropped or
+queued), alternating with the Segmenter alone on the same image in this process. `--outputs all`
+also subscribes color, overlay and three mask topics (the node computes only what is subscribed) and
+waits for every one of them. The node's overhead is split with its own per-frame timings
+(/diagnostics): DDS transport in and out, wake-up (frame waiting for the worker), conversion, and
+post-processing + publishing. A second table times the post-processing parts in this process; with
+`--against REVISION` the fast_scnn_core/visualize.py of that git revision runs side by side.
+Without --checkpoint an untrained 19-class checkpoint is used: latency does not depend on the
+weights. Prints markdown tables; docs/ros.md records the numbers.
 """
 
 from __future__ import annotations
@@ -16,17 +22,13 @@ import os
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# Images above Fast DDS's 512 KiB shared-memory segment are lost over best effort without this profile.
-os.environ.setdefault(
-    "FASTDDS_DEFAULT_PROFILES_FILE", str(os.path.join(os.path.dirname(__file__), "../config/fastdds_large_images.xml"))
-)
 
 import platform
-import signal
 import subprocess
-import sys
 import tempfile
 import time
+import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,23 +36,24 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
-from fast_scnn_core.checkpoint import save_checkpoint
+import fast_scnn_core.visualize
+from fast_scnn_core.checkpoint import class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.labels import CITYSCAPES
+from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
 from fast_scnn_core.model import FastSCNN
-from fast_scnn_ros.conversions import numpy_to_image
+from fast_scnn_ros.conversions import image_to_rgb8, numpy_to_image
 from fast_scnn_ros.node import diagnostic_name
+from fast_scnn_ros.process import NodeProcess, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
-EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
-QOS = os.environ.get("BENCH_QOS", "best_effort")
+MASKS = 3  # --outputs all: masks of the first three classes
+NODE_TIMINGS = ("wait", "convert", "inference", "publish", "end_to_end")
 
 
-def spin_until(executor, condition, timeout: float) -> bool:
+def spin_until(executor, condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -67,8 +70,8 @@ def time_engine(segmenter: Segmenter, rgb: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def measure(checkpoint: Path, rgb: np.ndarray, frames: int, warmup: int, device: str) -> dict[str, float]:
-    """Median latencies (ms): publish -> labels through the node, the Segmenter alone, the node's own breakdown.
+def measure(checkpoint: Path, rgb: np.ndarray, options: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """Median latencies (ms): publish -> outputs through the node, the Segmenter alone, the node's own breakdown.
 
     Node and engine-alone runs alternate frame by frame (the node idles while this process infers), so
     both see the same machine load: the bench machine is shared.
@@ -76,22 +79,27 @@ def measure(checkpoint: Path, rgb: np.ndarray, frames: int, warmup: int, device:
     # The engine alone runs in a worker thread, as in the node: on a loaded 2-core machine torch's two
     # OpenMP threads measured 2-5x slower driven from the main thread than from a worker thread.
     worker = ThreadPoolExecutor(max_workers=1)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [f"checkpoint:={checkpoint}", f"device:={device}", "diagnostics_period:=0.05"]
-    proc = subprocess.Popen(
-        [str(EXECUTABLE), "--ros-args", "--params-file", str(REPO / "config/segment.yaml")]
-        + [a for arg in args for a in ("-p", arg)]
-        + ["-r", "image:=/bench/image"],
-        env=env,
-    )
+    classes = class_set_of(load_checkpoint(checkpoint))
+    topics = ["labels"]
+    parameters: dict[str, object] = {
+        "checkpoint": checkpoint,
+        "device": options.device,
+        "diagnostics_period": 0.05,
+    }
+    if options.outputs == "all":
+        parameters["mask_classes"] = list(classes.names[:MASKS])
+        topics += ["color", "overlay", *(f"masks/{name}" for name in mask_topic_names(classes)[:MASKS])]
+    proc = NodeProcess(workdir / f"node_{rgb.shape[0]}x{rgb.shape[1]}.log", parameters, {"image": "/bench/image"})
     node = rclpy.create_node("node_latency_bench")
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        received: dict[int, float] = {}
-        node.create_subscription(
-            Image, "/segmentation/labels", lambda m: received.setdefault(m.header.stamp.sec, time.perf_counter()), 10
-        )
+        received: dict[int, dict[str, float]] = {}  # frame -> topic -> arrival
+
+        def on_output(topic: str) -> Callable[[Image], None]:
+            return lambda m: received.setdefault(m.header.stamp.sec, {}).setdefault(topic, time.perf_counter())
+
+        outputs = [node.create_subscription(Image, f"/segmentation/{t}", on_output(t), 10) for t in topics]
         reports: list[dict[str, str]] = []
         node.create_subscription(
             DiagnosticArray,
@@ -101,59 +109,100 @@ def measure(checkpoint: Path, rgb: np.ndarray, frames: int, warmup: int, device:
             ),
             1000,  # held by DDS while this process runs the engine alone and does not spin
         )
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        ready: list[str] = []
-        node.create_subscription(String, "/segmentation/class_info", lambda m: ready.append(m.data), latched)
         publisher = node.create_publisher(Image, "/bench/image", 10)
-        if not spin_until(executor, lambda: ready and publisher.get_subscription_count() > 0, 120):
-            raise RuntimeError("segmentation_node did not start")
-        segmenter = Segmenter.from_checkpoint(checkpoint, InferenceConfig(checkpoint=str(checkpoint), device=device))
+        proc.wait_ready(executor, node, publisher)
+        # The node computes an output only for matched subscribers: wait until each of ours is.
+        spin_until(executor, lambda: all(s.get_publisher_count() > 0 for s in outputs), 30)
+        segmenter = Segmenter.from_checkpoint(
+            checkpoint, InferenceConfig(checkpoint=str(checkpoint), device=options.device)
+        )
         end_to_end, engine = [], []
-        for i in range(1, warmup + frames + 1):
+        for i in range(1, options.warmup + options.frames + 1):
             msg = numpy_to_image(rgb, "rgb8")
             msg.header.stamp.sec = i
             sent = time.perf_counter()
             publisher.publish(msg)
-            if not spin_until(executor, lambda i=i: i in received, 120):
-                raise RuntimeError(
-                    f"no labels for frame {i} (large images over best effort: FASTDDS_DEFAULT_PROFILES_FILE)"
-                )
-            time.sleep(0.3)  # let the node's OpenMP threads stop spinning before this process computes
+            if not spin_until(executor, lambda i=i: len(received.get(i, ())) == len(topics), 120):
+                raise RuntimeError(f"frame {i}: only {sorted(received.get(i, ()))} of {topics} arrived")
+            time.sleep(0.3)  # let the node's threads go idle before this process computes
             engine_time = worker.submit(time_engine, segmenter, rgb).result()
             time.sleep(0.3)  # and ours, before the node computes
-            if i > warmup:
-                end_to_end.append(received[i] - sent)
+            if i > options.warmup:
+                end_to_end.append(max(received[i].values()) - sent)
                 engine.append(engine_time)
-        before = len(reports)
-        spin_until(executor, lambda: len(reports) > before + 1, 5)  # the report holding the last frame
+        # Wait for the report holding the last frame, not for the next few: reports queue up in DDS while
+        # this process builds its engine and runs it, and the executor serves the outputs first, so the
+        # next ones taken can be older (under load they were: "a diagnostics window held two frames").
+        last = str(options.warmup + options.frames)
+        spin_until(
+            executor, lambda: any(r["frames_processed"] == last and r["inference_ms"] != "nan" for r in reports), 30
+        )
         # Frames are sequential and far apart, so a 50 ms diagnostics window holds at most one: the window
         # whose frames_processed reads i reports frame i's own timings.
         own: dict[int, dict[str, float]] = {}
         for r in reports:
             if r["inference_ms"] != "nan":
-                own[int(r["frames_processed"])] = {k: float(r[f"{k}_ms"]) for k in ("convert", "inference", "publish")}
-        measured = range(warmup + 1, warmup + frames + 1)
+                own[int(r["frames_processed"])] = {k: float(r[f"{k}_ms"]) for k in NODE_TIMINGS}
+        measured = range(options.warmup + 1, options.warmup + options.frames + 1)
         if not all(i in own for i in measured):
             raise RuntimeError("a diagnostics window held two frames; use fewer, slower frames")
+        overhead = [1e3 * e - own[i]["inference"] for e, i in zip(end_to_end, measured, strict=True)]
+        transport = [1e3 * e - own[i]["end_to_end"] for e, i in zip(end_to_end, measured, strict=True)]
         return {
             "end_to_end": 1e3 * float(np.median(end_to_end)),
             "engine": 1e3 * float(np.median(engine)),
-            "overhead": float(
-                np.median([1e3 * e - own[i]["inference"] for e, i in zip(end_to_end, measured, strict=True)])
-            ),
-            **{
-                f"node_{k}": float(np.median([own[i][k] for i in measured]))
-                for k in ("convert", "inference", "publish")
-            },
+            "overhead": float(np.median(overhead)),
+            "transport": float(np.median(transport)),
+            **{f"node_{k}": float(np.median([own[i][k] for i in measured])) for k in NODE_TIMINGS},
         }
     finally:
         executor.shutdown()
         node.destroy_node()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.stop(timeout=60)
         worker.shutdown()
+
+
+def visualize_at(revision: str) -> types.ModuleType:
+    """fast_scnn_core/visualize.py as it was at a git revision, loaded as a module of its own."""
+    path = "fast_scnn_core/visualize.py"
+    show = ["git", "-C", str(REPO), "show", f"{revision}:{path}"]
+    source = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"visualize_{revision}")
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def post_processing_parts(visualize: types.ModuleType, rgb: np.ndarray) -> dict[str, Callable[[], object]]:
+    """What the node does per frame besides inference, each as a call; `visualize` supplies the pictures."""
+    height, width, _ = rgb.shape
+    labels = np.random.default_rng(1).integers(0, 19, (height, width), dtype=np.uint8)
+    palette = CITYSCAPES.palette()
+    msg = numpy_to_image(rgb, "rgb8")
+    return {
+        "rgb8 Image -> engine input": lambda: image_to_rgb8(msg),
+        "labels -> Image": lambda: numpy_to_image(labels, "mono8"),
+        f"{MASKS} masks -> Images": lambda: [
+            numpy_to_image(visualize.class_mask(labels, c), "mono8") for c in range(MASKS)
+        ],
+        "color -> Image": lambda: numpy_to_image(visualize.colorize(labels, palette), "rgb8"),
+        "overlay -> Image": lambda: numpy_to_image(visualize.overlay(rgb, labels, palette, 0.5), "rgb8"),
+        "serialize an rgb8 Image (publish's copy)": lambda: serialize_message(msg),
+    }
+
+
+def time_parts(versions: dict[str, types.ModuleType], rgb: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
+    """Median ms of each part per version; versions alternate call by call so they share the machine's load."""
+    calls = {version: post_processing_parts(module, rgb) for version, module in versions.items()}
+    times: dict[str, dict[str, list[float]]] = {v: {part: [] for part in parts} for v, parts in calls.items()}
+    for repeat in range(repeats + 1):
+        for part in calls[next(iter(calls))]:
+            # Which version runs first swaps each round: the first call of a part pays its cache misses.
+            for version, parts in list(calls.items())[:: 1 if repeat % 2 else -1]:
+                start = time.perf_counter()
+                parts[part]()
+                if repeat:  # the first round warms caches and allocators
+                    times[version][part].append(time.perf_counter() - start)
+    return {v: {part: 1e3 * float(np.median(t)) for part, t in parts.items()} for v, parts in times.items()}
 
 
 def main() -> None:
@@ -163,34 +212,47 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--outputs", choices=("labels", "all"), default="labels", help="what is subscribed")
+    parser.add_argument("--against", metavar="REVISION", help="also time visualize.py of this git revision")
+    parser.add_argument("--repeats", type=int, default=20, help="calls per post-processing part (default: 20)")
     options = parser.parse_args()
+    sizes = [tuple(int(v) for v in size.split("x")) for size in options.sizes]
+    images = {size: np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8) for size in sizes}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = options.checkpoint
         if checkpoint is None:
             checkpoint = Path(tmp) / "untrained19.pt"
             save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
+        use_large_images_profile()  # this process publishes the camera-sized frames
         rclpy.init()
-        rows = []
-        for size in options.sizes:
-            height, width = (int(v) for v in size.split("x"))
-            rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-            rows.append((size, measure(checkpoint, rgb, options.frames, options.warmup, options.device)))
+        rows = [(size, measure(checkpoint, images[size], options, Path(tmp))) for size in sizes]
         rclpy.shutdown()
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"device {options.device}, {options.frames} frames after {options.warmup} warm-up\n"
+        f"device {options.device}, outputs subscribed: {options.outputs}, {options.frames} frames after "
+        f"{options.warmup} warm-up, load average {os.getloadavg()[0]:.1f}\n"
     )
     print(
-        "| input HxW | engine alone ms | node end-to-end ms | in node: convert / inference / publish ms "
-        "| node overhead ms: end-to-end - own inference, per frame | overhead % of inference |"
+        "| input HxW | engine alone ms | node end-to-end ms | node overhead ms (end-to-end - own inference) "
+        "| overhead % of inference | of which DDS in + out / wake-up / convert / post-process + publish ms |"
     )
     print("|---|---|---|---|---|---|")
-    for size, r in rows:
+    for (height, width), r in rows:
         print(
-            f"| {size} | {r['engine']:.0f} | {r['end_to_end']:.0f} "
-            f"| {r['node_convert']:.1f} / {r['node_inference']:.0f} / {r['node_publish']:.1f} "
-            f"| {r['overhead']:.1f} | {100 * r['overhead'] / r['node_inference']:.1f} % |"
+            f"| {height}x{width} | {r['engine']:.0f} | {r['end_to_end']:.0f} | {r['overhead']:.1f} "
+            f"| {100 * r['overhead'] / r['node_inference']:.1f} % | {r['transport']:.1f} / {r['node_wait']:.1f} "
+            f"/ {r['node_convert']:.1f} / {r['node_publish']:.1f} |"
         )
+    versions = {"this tree": fast_scnn_core.visualize}
+    if options.against:
+        versions = {options.against: visualize_at(options.against), **versions}
+    for size in sizes:
+        parts = time_parts(versions, images[size], options.repeats)
+        print(f"\npost-processing parts at {size[0]}x{size[1]}, ms (median of {options.repeats}):\n")
+        print("| part | " + " | ".join(versions) + " |")
+        print("|---|" + "---:|" * len(versions))
+        for part in parts["this tree"]:
+            print(f"| {part} | " + " | ".join(f"{parts[v][part]:.2f}" for v in versions) + " |")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from fast_scnn_core.errors import ConfigError, InputError
 from fast_scnn_core.export import SegmentationGraph
 from fast_scnn_core.fuse import fold_batchnorm
 from fast_scnn_core.inference_config import (  # re-exported: the options are part of the engine's API
+    GPU_BATCH,
     MAX_THREADS,
     InferenceConfig,
     option_choices,
@@ -128,7 +129,12 @@ class Segmenter:
 
             graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             size = (config.height or 512, config.width or 1024)
-            self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size)
+            self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size, max_batch=self.max_batch)
+
+    @property
+    def max_batch(self) -> int:
+        """Most images per engine batch: `max_batch`, else 1 on CPU and GPU_BATCH on CUDA."""
+        return self.config.max_batch or (1 if self.device.type == "cpu" else GPU_BATCH)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, config: InferenceConfig | None = None) -> Segmenter:
@@ -187,9 +193,10 @@ class Segmenter:
         """Indices of images of these (H, W) sizes grouped into engine batches, for `segment_batch`.
 
         Images share a batch when their inference sizes agree (always, with width and height set; by
-        input size when they are 0), as long as the batch stays within max_pixels at its input and at
-        its inference size; an image over the limits on its own gets a batch of its own (and is
-        refused by `segment_batch` with the reason). Batches come in the order of their first image.
+        input size when they are 0), up to `max_batch` images, as long as the batch stays within
+        max_pixels at its input and at its inference size; an image over the limits on its own gets a
+        batch of its own (and is refused by `segment_batch` with the reason). Batches come in the
+        order of their first image.
         """
         batches: list[list[int]] = []
         open_batch: dict[tuple[int, int], tuple[list[int], int]] = {}  # inference size -> (batch, input pixels)
@@ -197,7 +204,8 @@ class Segmenter:
             size = self.inference_size(height, width)
             batch, pixels = open_batch.get(size, ([], 0))
             count, pixels = len(batch) + 1, pixels + height * width
-            if not batch or pixels > self.config.max_pixels or count * size[0] * size[1] > self.config.max_pixels:
+            full = count > self.max_batch or pixels > self.config.max_pixels
+            if not batch or full or count * size[0] * size[1] > self.config.max_pixels:
                 batch, pixels = [], height * width
                 batches.append(batch)
             batch.append(index)

@@ -18,6 +18,8 @@ from fast_scnn_core.limits import DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE
 
 # torch.set_num_threads(100000) kills the process (SIGSEGV, no message); 1024 runs and is more than any CPU has.
 MAX_THREADS = 1024
+# Engine batches: the default on CUDA (a ring of four cameras; TensorRT's shape profile is built for it) and the bound.
+GPU_BATCH, MAX_BATCH = 4, 64
 
 
 def _option(default: object, help: str, range: tuple[int, int] | None = None, zero: str = "") -> Any:
@@ -66,6 +68,13 @@ class InferenceConfig:
         (MIN_SIDE * MIN_SIDE, MAX_SIDE * MAX_SIDE),
     )
     threads: int = _option(0, "CPU threads for torch/onnxruntime", (1, MAX_THREADS), "the library's default")
+    # 0 = 1 on CPU: batches there were no faster per frame and grow ONNX Runtime's arena (docs/ros.md, camera ring)
+    max_batch: int = _option(
+        0,
+        "most images of one inference size segmented as one engine batch (a camera ring's frames)",
+        (1, MAX_BATCH),
+        f"1 on CPU, {GPU_BATCH} on CUDA",
+    )
     optimize: bool = _option(True, "torch backend: fold BatchNorm, channels_last (same results); false = plain eager")
     compile: bool = _option(
         False, "torch backend: torch.compile the graph (slow first frames; CPU needs a C++ compiler)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,9 +24,9 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 from fast_scnn_core.checkpoint import class_set_of, load_checkpoint
 from fast_scnn_core.data.synthetic import synthetic_frame
@@ -35,6 +34,7 @@ from fast_scnn_core.evaluate import confusion_matrix, metrics_from_confusion
 from fast_scnn_core.visualize import colorize, overlay
 from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
 from fast_scnn_ros.node import diagnostic_name
+from fast_scnn_ros.process import NodeProcess, installed_config
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_CLASSES = ("road", "car", "person")
@@ -56,11 +56,6 @@ class Received:
     overlay: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     class_info: str = ""
     diagnostics: dict[str, str] = field(default_factory=dict)
-
-
-def share_dir() -> Path:
-    """share/fast_scnn_ros of the prefix this Python runs in (the installed package files)."""
-    return Path(sys.prefix) / "share/fast_scnn_ros"
 
 
 def step(title: str) -> None:
@@ -87,32 +82,18 @@ def camera_info(header: Header, width: int, height: int) -> CameraInfo:
     return info
 
 
-def start_node(checkpoint: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_node(checkpoint: Path, log: Path) -> NodeProcess:
     """The installed executable, started exactly as `ros2 launch fast_scnn_ros segment.launch.py` would."""
-    executable = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
-    masks = "[" + ",".join(MASK_CLASSES) + "]"
-    command = [
-        str(executable),
-        "--ros-args",
-        "--params-file",
-        str(share_dir() / "config/segment.yaml"),
-        "-p",
-        f"checkpoint:={checkpoint}",
-        "-p",
-        f"mask_classes:={masks}",
-        "-r",
-        "image:=/camera/image_raw",
-        "-r",
-        "camera_info:=/camera/camera_info",
-    ]
-    print("$ " + " ".join(command), flush=True)
-    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    remaps = {"image": "/camera/image_raw", "camera_info": "/camera/camera_info"}
+    node = NodeProcess(log, parameters={"checkpoint": checkpoint, "mask_classes": MASK_CLASSES}, remaps=remaps)
+    print("$ " + " ".join(node.command), flush=True)
+    return node
 
 
-def stream(args: argparse.Namespace, env: dict[str, str], checkpoint: Path, out: Path) -> dict:
+def stream(args: argparse.Namespace, checkpoint: Path, out: Path) -> dict:
     """Camera driver + planner in this process; the node in its own. Returns the report's numbers."""
     log = out / "node.log"
-    node_process = start_node(checkpoint, env, log)
+    node_process = start_node(checkpoint, log)
     classes = class_set_of(load_checkpoint(checkpoint))
     rclpy.init(args=None)
     node = rclpy.create_node("demo_camera_and_planner")
@@ -120,7 +101,6 @@ def stream(args: argparse.Namespace, env: dict[str, str], checkpoint: Path, out:
     executor.add_node(node)
     sent: dict[tuple[int, int], Sent] = {}
     got = Received()
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
     def on_labels(msg: Image) -> None:
         got.labels[stamp_key(msg.header)] = (image_to_numpy(msg).copy(), time.monotonic())
@@ -149,20 +129,12 @@ def stream(args: argparse.Namespace, env: dict[str, str], checkpoint: Path, out:
                     got.diagnostics = values
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    node.create_subscription(String, "/segmentation/class_info", lambda m: setattr(got, "class_info", m.data), latched)
     image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", qos_profile_sensor_data)
 
     try:
-        deadline = time.monotonic() + 120
-        while not got.class_info and node_process.poll() is None and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
-        if not got.class_info:
-            raise RuntimeError(f"the node did not come up (see {log}):\n{log.read_text()[-2000:]}")
+        got.class_info = node_process.wait_ready(executor, node, image_pub)
         print(f"node is up; class_info: {got.class_info[:100]}...", flush=True)
-        # Wait until the node's subscription matched ours, as a camera driver's first frames would be lost too.
-        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
 
         period = 1.0 / args.fps
         start = time.monotonic()
@@ -182,12 +154,7 @@ def stream(args: argparse.Namespace, env: dict[str, str], checkpoint: Path, out:
     finally:
         node.destroy_node()
         rclpy.shutdown()
-        node_process.send_signal(signal.SIGINT)
-        try:
-            exit_code = node_process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            node_process.kill()
-            exit_code = node_process.wait()
+        exit_code = node_process.stop(timeout=30)
 
     matched = [key for key in got.labels if key in sent]
     arrivals = [got.labels[key][1] for key in matched]
@@ -268,20 +235,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides = [f"run_dir={run_dir}", f"data.root={data}"]
         if args.epochs:
             overrides.append(f"epochs={args.epochs}")
-        run_cli("train", "--config", str(share_dir() / "config/train_synthetic.yaml"), *overrides)
+        run_cli("train", "--config", str(installed_config("train_synthetic.yaml")), *overrides)
     payload = load_checkpoint(checkpoint)
     val_miou = payload["metrics"].get("miou", float("nan"))
     train_done = time.monotonic()
 
     step("3/4  the segmentation node, a camera driver and a planner over ROS 2 (Fast DDS)")
-    env = {
-        **os.environ,
-        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1)),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    result = stream(args, env, checkpoint, out)
+    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # the node inherits our environment
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    result = stream(args, checkpoint, out)
 
     step("4/4  report")
     lat = result["latency_ms"]

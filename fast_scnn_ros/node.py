@@ -71,7 +71,7 @@ from fast_scnn_ros.params import (
     parameter_specs,
     with_defaults,
 )
-from fast_scnn_ros.pipeline import release_memory
+from fast_scnn_ros.pipeline import release_memory, reuse_frame_buffers
 from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
 
 NODE_NAME = "fast_scnn"
@@ -248,6 +248,7 @@ def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Run the node `make_node` builds until SIGINT or SIGTERM (exit status 0), or 2 with a one-line reason when
     it cannot start; the process of either executable."""
     stop_on_first_signal()
+    reuse_frame_buffers()
     node = None
     try:
         rclpy.init(args=args)

@@ -247,15 +247,20 @@ def test_batch_equals_single_images() -> None:
         assert (segmenter(image).labels == labels).mean() >= 0.995
 
 
-def test_batches_group_images_by_inference_size_within_max_pixels() -> None:
-    own_size = Segmenter(trained_like(), TINY, InferenceConfig(device="cpu", backend="torch", max_pixels=40_000))
+def test_batches_group_images_by_inference_size_within_max_pixels_and_max_batch() -> None:
+    options = {"device": "cpu", "backend": "torch", "max_batch": 64}
+    own_size = Segmenter(trained_like(), TINY, InferenceConfig(**options, max_pixels=40_000))
     sizes = [(100, 100), (50, 80), (100, 100), (100, 100), (50, 80), (100, 100), (100, 100)]
     # width/height 0: one batch per input size, split where 4 x 100x100 would exceed max_pixels
     assert own_size.plan_batches(sizes) == [[0, 2, 3, 5], [1, 4], [6]]
-    fixed = Segmenter(trained_like(), TINY, InferenceConfig(device="cpu", backend="torch", width=64, height=32))
+    fixed = Segmenter(trained_like(), TINY, InferenceConfig(**options, width=64, height=32))
     assert fixed.plan_batches(sizes) == [list(range(7))]  # every image is resized to 64x32 first
     assert fixed.plan_batches([]) == []
     assert own_size.plan_batches([(300, 300), (10, 10)]) == [[0], [1]]  # too large alone: its own batch
+    pairs = Segmenter(trained_like(), TINY, InferenceConfig(**{**options, "max_batch": 2}, width=64, height=32))
+    assert pairs.plan_batches(sizes) == [[0, 1], [2, 3], [4, 5], [6]]
+    on_cpu = Segmenter(trained_like(), TINY, InferenceConfig(device="cpu", width=64, height=32))
+    assert on_cpu.max_batch == 1 and on_cpu.plan_batches(sizes) == [[i] for i in range(7)]  # the default on CPU
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -266,11 +271,14 @@ def test_batches_group_images_by_inference_size_within_max_pixels() -> None:
 )
 def test_a_batch_gives_each_image_what_it_gets_alone(backend: str, options: dict) -> None:
     """Cameras of different sizes in one batch: each result equals segmenting that image alone."""
-    segmenter = Segmenter(trained_like(), TINY, InferenceConfig(device="cpu", backend=backend, mode="prob", **options))
+    config = InferenceConfig(device="cpu", backend=backend, mode="prob", max_batch=4, **options)
+    segmenter = Segmenter(trained_like(), TINY, config)
     rng = np.random.default_rng(3)
     shapes = [(75, 101), (48, 64), (75, 101), (120, 90)] if options else [(48, 64)] * 4
     images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
-    for batch in segmenter.plan_batches(shapes):
+    batches = segmenter.plan_batches(shapes)
+    assert max(len(batch) for batch in batches) > 1
+    for batch in batches:
         results = segmenter.segment_batch([images[i] for i in batch])
         for i, result in zip(batch, results, strict=True):
             alone = segmenter(images[i])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
-from harness import EXECUTABLE, REPO, NodeProcess, Ros2, RosHarness
+from harness import REPO, NodeProcess, Ros2, RosHarness
 from workspace import Workspace, build_workspace
 
 from fast_scnn_core.checkpoint import save_checkpoint
@@ -52,12 +52,12 @@ def ros() -> Iterator[RosHarness]:
 
 @pytest.fixture(scope="session")
 def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Factory: start the installed segmentation_node (or `executable`) with extra --ros-args; all are stopped at
-    the end."""
+    """Factory: start the installed segmentation_node (or, `lifecycle`, segmentation_lifecycle_node) with extra
+    --ros-args; all are stopped at the end."""
     started: list[NodeProcess] = []
 
-    def start(*ros_args: str, executable: Path = EXECUTABLE) -> NodeProcess:
-        proc = NodeProcess(list(ros_args), tmp_path_factory.mktemp("node"), executable=executable)
+    def start(*ros_args: str, lifecycle: bool = False) -> NodeProcess:
+        proc = NodeProcess(list(ros_args), tmp_path_factory.mktemp("node"), lifecycle=lifecycle)
         started.append(proc)
         return proc
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,20 +20,19 @@ from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Header, String
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Header
 
+from fast_scnn_ros import process
 from fast_scnn_ros.node import NODE_NAME, diagnostic_name
 
 REPO = Path(__file__).resolve().parents[2]
-EXECUTABLE = Path(sys.prefix) / "lib/fast_scnn_ros/segmentation_node"
-LIFECYCLE_EXECUTABLE = EXECUTABLE.with_name("segmentation_lifecycle_node")
 PARAMS_FILE = REPO / "config/segment.yaml"
 TIMEOUT = 60.0  # generous: a loaded 2-core machine starts torch slowly
 
 
-class Process:
-    """A command in its own process group, as a terminal starts it; stdout and stderr kept in one file.
+class Process(process.Process):
+    """A command as a terminal starts it (own session, output in workdir/output.txt), for `ros2 ...` commands.
 
     stdin is a pseudo-terminal when `terminal` (then `ros2 launch` behaves as typed in a shell: Ctrl-C
     reaches its nodes from the terminal only), else /dev/null (as under CI or systemd: launch then
@@ -50,65 +47,33 @@ class Process:
         terminal: bool = False,
         cwd: Path | None = None,
     ) -> None:
-        """Output goes to workdir/output.txt; the process runs in `cwd` (default: workdir)."""
+        """The process runs in `cwd` (default: workdir)."""
         self.workdir = workdir
-        self.log = open(workdir / "output.txt", "w")  # noqa: SIM115 - closed in stop()
         stdin, self._pty = subprocess.DEVNULL, None
         if terminal:
             self._pty, stdin = os.openpty()
         # PYTHONPATH: run the working tree's code through the installed launchers (identical in CI).
         env = {"PYTHONPATH": str(REPO), **(env or os.environ), "PYTHONUNBUFFERED": "1"}
-        where = {"env": env, "cwd": cwd or workdir, "start_new_session": True}
-        self.popen = subprocess.Popen(command, stdin=stdin, stdout=self.log, stderr=subprocess.STDOUT, **where)
+        super().__init__(command, workdir / "output.txt", env, cwd or workdir, stdin)
         if terminal:
             os.close(stdin)
 
-    def output(self) -> str:
-        self.log.flush()
-        return (self.workdir / "output.txt").read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT) -> None:
-        """Until `text` is in the output; fails with the output if the process ends or time runs out first."""
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.popen.poll() is None, f"exited with {self.popen.returncode} before {text!r}:\n{self.output()}"
-            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output()}"
-            time.sleep(0.05)
-
-    def signal(self, signum: int, timeout: float = TIMEOUT) -> int:
-        """Send a signal to the process and wait for the exit status."""
-        self.popen.send_signal(signum)
-        return self.popen.wait(timeout=timeout)
-
-    def interrupt(self, timeout: float = TIMEOUT) -> int:
-        """Ctrl-C: SIGINT to the whole process group, as a terminal sends it; the exit status."""
-        os.killpg(self.popen.pid, signal.SIGINT)
-        return self.popen.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        """Ctrl-C if still running; SIGKILL to the group if that does not end it."""
-        if self.popen.poll() is None:
-            try:
-                self.interrupt(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
+    def stop(self, timeout: float = 20.0) -> int:
+        status = super().stop(timeout)
         if self._pty is not None:
             os.close(self._pty)
             self._pty = None
-        self.log.close()
+        return status
 
 
-class NodeProcess(Process):
-    """segmentation_node (or another installed `executable`) started as launch does: params file, overrides, remaps."""
+class NodeProcess(process.NodeProcess):
+    """segmentation_node (or, `lifecycle`, segmentation_lifecycle_node) started as launch does, with the working
+    tree's parameters file and raw --ros-args."""
 
-    def __init__(
-        self, ros_args: list[str], workdir: Path, params_file: bool = True, executable: Path = EXECUTABLE
-    ) -> None:
-        if not os.access(executable, os.X_OK):
-            pytest.fail(f"{executable} is missing: install the project into this environment first (make venv)")
-        args = ["--ros-args", *(["--params-file", str(PARAMS_FILE)] if params_file else []), *ros_args]
-        super().__init__([str(executable), *args], workdir)
+    def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True, lifecycle: bool = False) -> None:
+        self.workdir = workdir
+        params = PARAMS_FILE if params_file else None
+        super().__init__(workdir / "output.txt", params_file=params, ros_args=ros_args, lifecycle=lifecycle)
 
 
 class Ros2:
@@ -266,17 +231,7 @@ class RosHarness:
         From then on diagnostics() reads this node's reports (tell nodes apart with -r __node:=<name>).
         """
         self.diagnostic_name = diagnostic_name(node_name)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        info = self.collect(String, "/segmentation/class_info", latched)
-        pub = self.publisher(msg_type, image_topic)
-        ok = self.spin_until(
-            lambda: (info.messages and pub.get_subscription_count() > 0) or proc.popen.poll() is not None
-        )
-        self.stop_collecting(info)
-        assert ok and proc.popen.poll() is None, f"node did not come up:\n{proc.output()}"
-        self.class_info = info.messages[0].data
+        self.class_info = proc.wait_ready(self.executor, self.node, self.publisher(msg_type, image_topic), TIMEOUT)
 
     def send_until(self, topic: str, msg: Any, collector: Collector, timeout: float = TIMEOUT) -> Any:
         """Publish `msg` (re-sent each second: the input is best effort) until `collector` has its stamp."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,18 @@ IMAGE_TOPICS = {"front": "/ring/front/image_raw", "rear": "/rear/image", "left":
 
 
 @pytest.fixture(scope="module")
-def ring(start_node, checkpoint: Path, ros: RosHarness) -> NodeProcess:
+def ring(start_node, checkpoint: Path, ros: RosHarness) -> Iterator[NodeProcess]:
+    """The ring node of this module, stopped at its end: its latched class_info and its diagnostics would
+    otherwise reach later modules' subscribers (test_node's class_info, test_node_memory's tracemalloc)."""
     proc = start_node(
         "-p", f"checkpoint:={checkpoint}", "-p", f"cameras:=[{','.join(CAMERAS)}]", "-p", "mode:=prob",
-        "-p", "mask_classes:=[road]", "-p", "diagnostics_period:=0.2",
+        "-p", "mask_classes:=[road]", "-p", "diagnostics_period:=0.2", "-p", "max_batch:=4",  # batches on CPU too
         "-r", "front/image:=/ring/front/image_raw", "-r", "front/camera_info:=/ring/front/camera_info",
         "-r", f"__node:={NODE}",
     )  # fmt: skip
     ros.wait_ready(proc, IMAGE_TOPICS["front"], Image, node_name=NODE)
-    return proc
+    yield proc
+    proc.stop()
 
 
 class RingDiagnostics:
@@ -125,7 +129,7 @@ def test_no_camera_waits_for_a_slow_or_silent_one_and_frames_that_arrive_togethe
     ros.spin_until(lambda: all(labels["left"].with_stamp(s) for s in left_sent), timeout=10)
     ros.spin_until(lambda: False, timeout=0.5)  # a last diagnostics report
     diagnostics.update()
-    for collector in labels.values():
+    for collector in [*labels.values(), diagnostics.collector]:
         ros.stop_collecting(collector)
 
     assert len(labels["front"].messages) >= 3 and len(labels["rear"].messages) >= 3

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import CLASSES
 from diagnostic_msgs.msg import DiagnosticStatus
-from harness import EXECUTABLE, LIFECYCLE_EXECUTABLE, TIMEOUT, NodeProcess, RosHarness, random_rgb
+from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
 from rcl_interfaces.srv import DescribeParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -134,6 +135,11 @@ def test_resolution_change_at_runtime_resizes_labels_and_scales_camera_info(node
         ("device", "cuda:7", "cuda:7"),  # the engine refuses; the old one keeps running
         ("overlay_alpha", 1.5, "overlay_alpha"),  # descriptor range
         ("width", -1, "width"),
+        # Bounds in the descriptors (rclpy's check; `ros2 param describe` shows them), from InferenceConfig's
+        # metadata: threads=100000 killed the node with SIGSEGV (issue 13 #5).
+        ("threads", 100_000, "Max: 1024"),
+        ("width", 16_385, "Max: 16384"),
+        ("width", 31, "32..16384"),  # inside the descriptor's 0..16384, refused by InferenceConfig
         ("checkpoint", "/other.pt", "checkpoint"),  # read-only
         ("publish_color", "yes", "type"),  # wrong type
     ],
@@ -210,7 +216,8 @@ def test_disabled_output_topic_disappears(node, ros: RosHarness) -> None:
 def bad_images() -> dict[str, Image]:
     good = numpy_to_image(random_rgb(H, W), "rgb8")
     corpus = {}
-    for kind in ("wrong_step", "truncated", "unknown_encoding", "zero_size", "absurd_size", "odd_width_yuv"):
+    kinds = ("wrong_step", "truncated", "unknown_encoding", "zero_size", "absurd_size", "thin", "odd_width_yuv")
+    for kind in kinds:
         msg = numpy_to_image(random_rgb(H, W), "rgb8")
         corpus[kind] = msg
     corpus["wrong_step"].step = W * 3 - 1
@@ -220,6 +227,9 @@ def bad_images() -> dict[str, Image]:
     corpus["zero_size"].data = b""
     corpus["absurd_size"].width = corpus["absurd_size"].height = 100_000
     corpus["absurd_size"].step = 300_000
+    thin = corpus["thin"]  # 20000 pixels, far below max_pixels, but one side over the limit (issue 13 #4)
+    thin.width, thin.height, thin.step, thin.data = 20_000, 1, 60_000, bytes(60_000)
+    corpus["not_colour"] = numpy_to_image(np.ones((H, W), np.float32), "32FC1")  # a valid Image, but no picture
     odd = corpus["odd_width_yuv"]
     odd.encoding, odd.width, odd.step = "yuv422", W - 1, (W - 1) * 2
     odd.data = bytes(odd.step * H)
@@ -307,6 +317,38 @@ def test_error_text_is_bounded_and_the_last_error_kept_with_its_age(node, ros: R
     assert ros.wait_diagnostics(quiescent, timeout=10), ros.diagnostics()
 
 
+def test_max_pixels_set_at_runtime_refuses_larger_images(node, ros: RosHarness) -> None:
+    assert all(r.successful for r in ros.set_parameters(max_pixels=4096))  # 64x64; our images are 64x96
+    try:
+        before = int(ros.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+        publisher = ros.publisher(Image, IMAGE)
+        deadline = time.monotonic() + TIMEOUT
+        while int(ros.diagnostics()["bad_messages"]) == before and time.monotonic() < deadline:
+            publisher.publish(numpy_to_image(random_rgb(H, W), "rgb8", ros.header()))
+            ros.spin_until(lambda: int(ros.diagnostics()["bad_messages"]) > before, timeout=1.0)
+        assert ros.diagnostics_seen(level=DiagnosticStatus.WARN, message="exceeds max_pixels=4096")
+    finally:
+        assert all(r.successful for r in ros.set_parameters(max_pixels=4096 * 4096))
+    assert segment(ros, numpy_to_image(random_rgb(H, W), "rgb8", ros.header())).width == W
+
+
+def test_a_burst_of_bad_messages_logs_at_most_one_line_per_5_seconds(node, ros: RosHarness) -> None:
+    """The warning is throttled (5 s), the count is not: a broken driver cannot flood the log."""
+    lines = node.output().count("skipping bad image")
+    before = int(ros.wait_diagnostics(lambda d: "bad_messages" in d)["bad_messages"])
+    msg = bad_images()["unknown_encoding"]
+    publisher = ros.publisher(Image, IMAGE)
+    start = time.monotonic()
+    for _ in range(30):
+        msg.header = ros.header()
+        publisher.publish(msg)
+        ros.spin_until(lambda: False, timeout=0.01)
+    assert ros.spin_until(lambda: int(ros.diagnostics()["bad_messages"]) >= before + 10)
+    elapsed = time.monotonic() - start
+    logged = node.output().count("skipping bad image") - lines
+    assert logged <= elapsed // 5 + 1 < int(ros.diagnostics()["bad_messages"]) - before, (logged, elapsed)
+
+
 def test_overload_keeps_processing_the_newest_frames_with_bounded_latency(node, ros: RosHarness) -> None:
     """Publish at ~4x the sustainable rate: frames are dropped, never queued, so latency does not grow."""
     rgb = random_rgb(240, 320, seed=4)
@@ -357,13 +399,13 @@ def test_a_signal_while_the_node_starts_ends_it_quietly(start_node, checkpoint: 
     assert "Traceback" not in proc.output()
 
 
-@pytest.mark.parametrize("executable", [EXECUTABLE, LIFECYCLE_EXECUTABLE], ids=["plain", "lifecycle"])
-def test_ctrl_c_held_down_still_ends_the_node_with_status_0(start_node, checkpoint: Path, executable: Path) -> None:
+@pytest.mark.parametrize("lifecycle", [False, True], ids=["plain", "lifecycle"])
+def test_ctrl_c_held_down_still_ends_the_node_with_status_0(start_node, checkpoint: Path, lifecycle: bool) -> None:
     """SIGINT every 50 ms from the first until the process is gone, as when launch forwards a second SIGINT late
     (no terminal, a loaded machine): none reaches the interpreter's finalisation, which puts back the default
     handlers (before: killed by the second signal, exit -2, 3 of 3 times, both executables)."""
-    proc = start_node("-p", f"checkpoint:={checkpoint}", "-p", "backend:=torch", executable=executable)
-    proc.wait_for("segmenting" if executable == EXECUTABLE else "unconfigured: ")
+    proc = start_node("-p", f"checkpoint:={checkpoint}", "-p", "backend:=torch", lifecycle=lifecycle)
+    proc.wait_for("unconfigured: " if lifecycle else "segmenting")
     deadline = time.monotonic() + TIMEOUT
     while proc.popen.poll() is None and time.monotonic() < deadline:
         proc.popen.send_signal(signal.SIGINT)
@@ -378,6 +420,20 @@ def test_without_a_checkpoint_the_node_refuses_to_start_and_says_how_to_train(st
     assert proc.popen.wait(timeout=TIMEOUT) != 0
     output = proc.output()
     assert "fast-scnn train" in output and "Traceback" not in output, output
+
+
+def test_a_checkpoint_with_a_nan_weight_refuses_to_start_naming_the_weight(
+    start_node, checkpoint: Path, tmp_path: Path
+) -> None:
+    """Issue 13 #2: such a checkpoint labelled every pixel 0 without a word; the node must not run it."""
+    payload = torch.load(checkpoint, weights_only=True)
+    name = next(iter(payload["model"]))
+    payload["model"][name].view(-1)[0] = float("nan")
+    torch.save(payload, tmp_path / "nan.pt")
+    proc = start_node("-p", f"checkpoint:={tmp_path / 'nan.pt'}")
+    assert proc.popen.wait(timeout=TIMEOUT) == 2
+    output = proc.output()
+    assert "cannot start: " in output and f"weight {name} holds 1 NaN" in output and "Traceback" not in output
 
 
 def test_an_invalid_startup_parameter_refuses_with_the_reason(start_node, checkpoint: Path) -> None:

@@ -17,6 +17,7 @@ from fast_scnn_ros.conversions import image_to_numpy, rgb8_to_compressed
 
 H, W = 64, 96
 COMPRESSED = "/test/camera/image_raw/compressed"
+PNG = bytes(rgb8_to_compressed(random_rgb(H, W, seed=7), "png").data)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,18 @@ def test_compressed_input_is_segmented_with_its_header(node, ros: RosHarness, ch
         assert np.mean(image_to_numpy(labels) == expected) > 0.99
 
 
+def test_the_bytes_decide_the_codec_not_the_format_string(node, ros: RosHarness, checkpoint: Path) -> None:
+    """A PNG labelled jpeg is labelled like the PNG it is (image_transport decodes by content too)."""
+    rgb = random_rgb(H, W, seed=6)
+    msg = rgb8_to_compressed(rgb, "png", ros.header())
+    msg.format = "rgb8; jpeg compressed bgr8"
+    labels_collector = ros.collect(Image, "/segmentation/labels")
+    labels = ros.send_until(COMPRESSED, msg, labels_collector)
+    ros.stop_collecting(labels_collector)
+    expected = Segmenter.from_checkpoint(checkpoint)(rgb).labels
+    assert np.mean(image_to_numpy(labels) == expected) > 0.99
+
+
 def garbled_jpeg() -> bytes:
     """A camera-like JPEG with 200 bytes of garbage mid-stream (OpenCV decodes it into smeared blocks)."""
     jpeg = bytes(rgb8_to_compressed(cv2.GaussianBlur(random_rgb(H, W, seed=3), (9, 9), 3), "jpeg").data)
@@ -52,7 +65,7 @@ def garbled_jpeg() -> bytes:
 
 
 def png_bomb(side: int = 5000) -> bytes:
-    """A valid 25 Mpixel PNG of zeros in 25 kB: over max_pixels, refused from its header (issue 13 #3)."""
+    """A valid 25 Mpixel PNG of zeros in 81 kB: over max_pixels, refused from its header (issue 13 #3)."""
     return bytes(rgb8_to_compressed(np.zeros((side, side, 3), np.uint8), "png").data)
 
 
@@ -63,6 +76,9 @@ def test_corrupt_compressed_messages_are_counted_and_survived(node, ros: RosHarn
         "depth": CompressedImage(format="16UC1; compressedDepth png", data=b"\0" * 32),
         "garbage_mid_stream": CompressedImage(format="jpeg", data=garbled_jpeg()),
         "png_bomb": CompressedImage(format="png", data=png_bomb()),
+        "truncated_png": CompressedImage(format="png", data=PNG[: len(PNG) // 2]),  # refused when decoded
+        "bmp_bytes": CompressedImage(format="jpeg", data=bytes(cv2.imencode(".bmp", random_rgb(H, W))[1])),
+        "tiff": CompressedImage(format="tiff", data=PNG),  # a format naming another codec
     }
     publisher = ros.publisher(CompressedImage, COMPRESSED)
     for kind, msg in corpus.items():
