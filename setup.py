@@ -3,7 +3,8 @@
 Both `colcon build` and `pip install` lay out the ament index so `ros2 run` / `ros2 launch` find us:
   share/ament_index/resource_index/packages/{fast_scnn_ros,fast_scnn_core}   (markers)
   share/fast_scnn_ros/{package.xml,launch/,config/}, share/fast_scnn_core/package.xml
-  lib/fast_scnn_ros/segmentation_node, lib/fast_scnn_core/train            (launcher scripts)
+  lib/fast_scnn_ros/segmentation_node, segmentation_lifecycle_node,
+  lib/fast_scnn_core/train                                                 (launcher scripts)
   bin/fast-scnn                                                            (console script)
 The launchers are data_files, not console_scripts: pip puts console scripts into bin/ whatever
 setup.cfg says, and keeps a data file's run bit. There is no setup.cfg, so colcon also installs
@@ -43,7 +44,7 @@ setup(
         ("share/fast_scnn_core", ["fast_scnn_core/package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
-        ("lib/fast_scnn_ros", ["scripts/segmentation_node"]),
+        ("lib/fast_scnn_ros", ["scripts/segmentation_node", "scripts/segmentation_lifecycle_node"]),
         ("lib/fast_scnn_core", ["scripts/train"]),
     ],
     install_requires=[

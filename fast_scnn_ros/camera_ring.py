@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from time import perf_counter
 from typing import Any
 
@@ -77,6 +78,8 @@ class Engine:
     segmenter: Segmenter
     palette: np.ndarray  # class id -> RGB
     mask_tokens: list[str]  # class id -> its masks/<token> topic name
+    # When it was built: diagnostics show it, so a reload (or its absence, e.g. on re-activation) is visible.
+    loaded_at: datetime = field(default_factory=datetime.now)
 
     @classmethod
     def load(cls, config: InferenceConfig) -> Engine:
@@ -408,12 +411,13 @@ class CameraRing:
     def _publish_diagnostics(self) -> None:
         now = perf_counter()
         reports = [camera.stats.report() for camera in self.cameras]
-        segmenter = self.state.engine.segmenter
+        engine = self.state.engine
         engine_values = {
-            "device": str(segmenter.device),
-            "backend": segmenter.backend,
+            "device": str(engine.segmenter.device),
+            "backend": engine.segmenter.backend,
             "cameras": len(self.cameras),
             "memory_releases": self._trimmer.releases,
+            "engine_loaded_at": engine.loaded_at.isoformat(timespec="milliseconds"),
         }
         name = self.node.get_name()
         statuses = [self._status(diagnostic_name(name), Report.merge(reports), now, engine_values)]

@@ -15,9 +15,9 @@ The node in parts (each its own module, the pure ones tested without a ROS graph
 - here: `Segmentation`, which owns the parameters, the engine and the wiring, and the plain node.
 
 The lifecycle seam: `Segmentation` has the steps of a managed node, and `SegmentationNode` runs
-them all in its constructor. A lifecycle node (rclpy.lifecycle.LifecycleNode) builds the same
-`Segmentation(self)` in its constructor (declares the parameters, validates and applies changes in
-every state) and maps its transitions one to one:
+them all in its constructor. The lifecycle node (lifecycle_node.py, rclpy.lifecycle.LifecycleNode)
+builds `Segmentation(self, managed=True)` in its constructor (declares the parameters, validates and
+applies changes in every state) and maps its transitions one to one:
 
     on_configure  -> segmentation.configure()   load the checkpoint, build the engine
                                                  (FastSCNNError: fail the transition with str(exc))
@@ -30,8 +30,9 @@ every state) and maps its transitions one to one:
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import rclpy
@@ -41,7 +42,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from fast_scnn_core.errors import FastSCNNError
+from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.inference import InferenceConfig
 from fast_scnn_ros.camera_ring import (
     CAMERA_INFO_OUT_TOPIC,
@@ -89,9 +90,11 @@ __all__ = [
     "OVERLAY_TOPIC",
     "Segmentation",
     "SegmentationNode",
+    "close_node",
     "diagnostic_name",
     "main",
     "parameter_specs",
+    "spin",
 ]
 
 
@@ -113,10 +116,11 @@ class Change:
 class Segmentation:
     """The node's parameters, engine and ROS wiring, brought up in the steps of a managed node (module docstring)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, managed: bool = False) -> None:
+        """Declare the parameters on `node`; `managed`: a lifecycle node (read-only ones set while unconfigured)."""
         self.node = node
         for spec in parameter_specs():
-            node.declare_parameter(spec.name, spec.default, spec.descriptor())
+            node.declare_parameter(spec.name, spec.default, spec.descriptor(managed))
         self.engine: Engine | None = None
         self.outputs: OutputSettings | None = None
         self.ring: CameraRing | None = None
@@ -137,9 +141,15 @@ class Segmentation:
         values = self.values()
         check_choices(values)
         camera_names(values)
+        start = perf_counter()
         engine = Engine.load(engine_config(values))
         self.outputs = output_settings(values, engine.classes)
         self.engine = engine
+        segmenter = engine.segmenter
+        self.node.get_logger().info(
+            f"configured: loaded {engine.config.checkpoint} ({segmenter.backend} on {segmenter.device}) "
+            f"in {perf_counter() - start:.1f} s"
+        )
 
     def activate(self) -> None:
         """Create the subscriptions, publishers, diagnostics timer and worker (the engine is loaded)."""
@@ -171,10 +181,17 @@ class Segmentation:
     def _prepare(self, changes: dict[str, Any]) -> Change:
         """Check the values as they would be after `changes`; a changed engine option builds the new engine here
         (e.g. device:=cuda:7 is refused with its reason while the running engine goes on)."""
+        engine = self.engine
+        fixed = [name for name in changes if SPECS[name].read_only]
+        if fixed and engine is not None:  # only a lifecycle node gets here: rclpy refuses them in the plain node
+            raise ConfigError(
+                f"parameter {fixed[0]!r} can be set only while the node is unconfigured: `ros2 lifecycle set "
+                f"{self.node.get_fully_qualified_name()} cleanup`, set it, then configure"
+            )
         values = self.values(changes)
         check_choices({name: values[name] for name in changes})
+        camera_names(values)
         config = engine_config(values)
-        engine = self.engine
         if engine is None:
             return Change(changes, config, None, None)
         if config != engine.config:
@@ -216,19 +233,26 @@ class SegmentationNode(Node):
 
     def close(self) -> None:
         """Stop the worker (finishing the frame in flight), free the engine and destroy the node."""
-        segmentation = getattr(self, "segmentation", None)
-        if segmentation is not None:
-            segmentation.shutdown()
-        self.destroy_node()
+        close_node(self)
 
 
-def main(args: list[str] | None = None) -> int:
+def close_node(node: Node) -> None:
+    """Stop the worker of a node built on Segmentation (finishing the frame in flight), free its engine, destroy it."""
+    segmentation = getattr(node, "segmentation", None)
+    if segmentation is not None:
+        segmentation.shutdown()
+    node.destroy_node()
+
+
+def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Run the node `make_node` builds until SIGINT or SIGTERM (exit status 0), or 2 with a one-line reason when
+    it cannot start; the process of either executable."""
     stop_on_first_signal()
     reuse_frame_buffers()
     node = None
     try:
         rclpy.init(args=args)
-        node = SegmentationNode()
+        node = make_node()
         rclpy.spin(node)
     except (FastSCNNError, ParameterException) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
@@ -241,9 +265,14 @@ def main(args: list[str] | None = None) -> int:
         # rclpy's handler shut the context down while the node was being built (RCLError): that is the stop
     finally:
         if node is not None:
-            node.close()
+            close_node(node)
         rclpy.try_shutdown()
     return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """`ros2 run fast_scnn_ros segmentation_node`."""
+    return spin(SegmentationNode, args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.inference_config import InferenceConfig, option_choices, option_help, option_range
 from fast_scnn_core.labels import ClassSet, mask_class_ids
 
+UNCONFIGURED_ONLY = "set only while the lifecycle node is unconfigured"
+
 
 @dataclass(frozen=True)
 class ParameterSpec:
@@ -37,10 +39,16 @@ class ParameterSpec:
     integer_range: tuple[int, int] | None = None
     float_range: tuple[float, float] | None = None
 
-    def descriptor(self) -> ParameterDescriptor:
-        constraints = f"one of: {', '.join(self.choices)}" if self.choices else ""
+    def descriptor(self, managed: bool = False) -> ParameterDescriptor:
+        """Its ROS descriptor. In a managed (lifecycle) node a read-only parameter is declared writable and
+        refused by the node while configured: set while unconfigured, a failed configure is fixed in place."""
+        constraints = [f"one of: {', '.join(self.choices)}"] if self.choices else []
+        if managed and self.read_only:
+            constraints.append(UNCONFIGURED_ONLY)
         descriptor = ParameterDescriptor(
-            description=self.description, read_only=self.read_only, additional_constraints=constraints
+            description=self.description,
+            read_only=self.read_only and not managed,
+            additional_constraints="; ".join(constraints),
         )
         if self.integer_range:
             descriptor.integer_range = [IntegerRange(from_value=self.integer_range[0], to_value=self.integer_range[1])]

@@ -1,10 +1,10 @@
 """Start the installed segmentation_node as its own process, the way `segment.launch.py` does.
 
 One helper for everything that runs the node next to itself: the tests (test/ros), `make demo`
-(fast_scnn_ros/demo.py) and the benchmarks (bench/node_latency.py, bench/soak.py, bench/camera_ring.py). The node is the
-installed executable `<prefix>/lib/fast_scnn_ros/segmentation_node` with `--ros-args`: the installed
-parameters file, `-p` overrides and `-r` remaps, as launch passes them, and the Fast DDS profile for
-large images in its environment (launch's `fastdds_profile` default). It runs in its own session
+(fast_scnn_ros/demo.py) and the benchmarks (bench/node_latency.py, bench/soak.py, bench/camera_ring.py). The node
+is the installed executable `<prefix>/lib/fast_scnn_ros/segmentation_node` (or `segmentation_lifecycle_node`) with
+`--ros-args`: the installed parameters file, `-p` overrides and `-r` remaps, as launch passes them, and the Fast
+DDS profile for large images in its environment (launch's `fastdds_profile` default). It runs in its own session
 (process group), so a stop reaches it as Ctrl-C in a terminal does; stdout and stderr go to one file.
 """
 
@@ -43,8 +43,9 @@ def prefix_path(relative: str) -> Path:
     return Path(sys.prefix) / relative
 
 
-def executable() -> Path:
-    return prefix_path("lib/fast_scnn_ros/segmentation_node")
+def executable(lifecycle: bool = False) -> Path:
+    """The installed node: segmentation_node, or (`lifecycle`) segmentation_lifecycle_node."""
+    return prefix_path("lib/fast_scnn_ros/" + ("segmentation_lifecycle_node" if lifecycle else "segmentation_node"))
 
 
 def installed_config(name: str) -> Path:
@@ -155,7 +156,8 @@ class NodeProcess(Process):
     """The installed segmentation_node: `--ros-args --params-file <file> -p name:=value ... -r from:=to ...`.
 
     `params_file` defaults to the installed config/segment.yaml (None: no file); `ros_args` are appended
-    as given (e.g. `-r __node:=front`); `env` and `fastdds_profile` as in `node_environment`.
+    as given (e.g. `-r __node:=front`); `env` and `fastdds_profile` as in `node_environment`; `lifecycle`:
+    segmentation_lifecycle_node instead (it comes up unconfigured: no class_info before activate).
     """
 
     def __init__(
@@ -167,13 +169,15 @@ class NodeProcess(Process):
         ros_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         fastdds_profile: Path | None = None,
+        lifecycle: bool = False,
     ) -> None:
-        if not os.access(executable(), os.X_OK):
-            raise NodeStartError(f"{executable()} is missing: install the project into this environment (make venv)")
+        program = executable(lifecycle)
+        if not os.access(program, os.X_OK):
+            raise NodeStartError(f"{program} is missing: install the project into this environment (make venv)")
         args = ["--ros-args", *(["--params-file", str(params_file)] if params_file else [])]
         args += [a for name, value in (parameters or {}).items() for a in ("-p", f"{name}:={ros_value(value)}")]
         args += [a for source, target in (remaps or {}).items() for a in ("-r", f"{source}:={target}")]
-        super().__init__([executable(), *args, *ros_args], log, node_environment(env, fastdds_profile))
+        super().__init__([program, *args, *ros_args], log, node_environment(env, fastdds_profile))
 
     def wait_ready(
         self,

@@ -8,6 +8,10 @@ patterns in which `{camera}` stands for each camera's name: `image_topic:=/{came
 the node's `front/image` onto `/front/image_raw`, and so on. The node's process gets
 `fastdds_profile` (large outputs over shared memory, docs/ros.md). When the node exits with an error
 (e.g. it cannot start), `ros2 launch` exits non-zero after the node's one-line reason.
+
+`lifecycle:=true` starts the managed node (segmentation_lifecycle_node, same name, parameters and
+topics) instead: it comes up unconfigured, and a lifecycle manager (or `ros2 lifecycle set /fast_scnn
+configure`, then `activate`) brings it up.
 """
 
 import os
@@ -18,7 +22,7 @@ from launch.event_handlers import OnProcessExit
 from launch.events.process import ProcessExited
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch.utilities.type_utils import get_typed_value
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from fast_scnn_ros.params import parameter_description
 from launch import LaunchContext, LaunchDescription
@@ -32,6 +36,8 @@ OVERRIDES = {
     "input_compressed": bool,
     "cameras": list[str],
 }
+# Launch arguments of this launch file itself, typed the same way.
+SWITCHES = {"lifecycle": bool}
 # Fast DDS 3 reads the XML profile named by this variable when a process starts.
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
@@ -42,17 +48,21 @@ def parameter_overrides(context: LaunchContext) -> dict[str, str | int | bool | 
     Typed here because launch_ros' ParameterValue(value_type=int) type-checks an evaluated string
     instead of converting it ('512' is not an int).
     """
-    overrides = {}
-    for name, value_type in OVERRIDES.items():
-        text = LaunchConfiguration(name).perform(context)
-        if text == "":
-            continue
-        try:
-            overrides[name] = get_typed_value(text, value_type)
-        except ValueError:
-            expected = {bool: "true or false", int: "an integer"}.get(value_type, "a list such as [front, rear]")
-            raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
-    return overrides
+    return {
+        name: typed_argument(context, name, value_type)
+        for name, value_type in OVERRIDES.items()
+        if LaunchConfiguration(name).perform(context) != ""
+    }
+
+
+def typed_argument(context: LaunchContext, name: str, value_type: type) -> str | int | bool | list[str]:
+    """The launch argument `name` as a `value_type`; a one-line error saying what was expected otherwise."""
+    text = LaunchConfiguration(name).perform(context)
+    try:
+        return get_typed_value(text, value_type)
+    except ValueError:
+        expected = {bool: "true or false", int: "an integer"}.get(value_type, "a list such as [front, rear]")
+        raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
 
 
 def fastdds_environment(context: LaunchContext) -> dict[str, str]:
@@ -92,17 +102,22 @@ def camera_remappings(context: LaunchContext) -> list[tuple[str, str]]:
 
 
 def segmentation_node(context: LaunchContext) -> list:
-    """The node with the arguments of this launch, and the handler that fails the launch if it exits with an error."""
-    node = Node(
-        package="fast_scnn_ros",
-        executable="segmentation_node",
-        name="fast_scnn",
-        output="screen",
-        emulate_tty=True,
-        parameters=[LaunchConfiguration("params_file"), parameter_overrides(context)],
-        remappings=camera_remappings(context),
-        additional_env=fastdds_environment(context),
-    )
+    """The node (plain, or managed with lifecycle:=true) with the arguments of this launch, and the handler that
+    fails the launch if it exits with an error."""
+    arguments = {
+        "package": "fast_scnn_ros",
+        "name": "fast_scnn",
+        "output": "screen",
+        "emulate_tty": True,
+        "parameters": [LaunchConfiguration("params_file"), parameter_overrides(context)],
+        "remappings": camera_remappings(context),
+        "additional_env": fastdds_environment(context),
+    }
+    if typed_argument(context, "lifecycle", SWITCHES["lifecycle"]):
+        # launch_ros' LifecycleNode: its transitions become launch events (and launch's ChangeState reaches it).
+        node = LifecycleNode(executable="segmentation_lifecycle_node", namespace="", **arguments)
+    else:
+        node = Node(executable="segmentation_node", **arguments)
     return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=fail_on_error_exit))]
 
 
@@ -131,6 +146,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("height", default_value="", description=described["height"]),
         DeclareLaunchArgument("input_compressed", default_value="", description=described["input_compressed"]),
         DeclareLaunchArgument("cameras", default_value="", description=described["cameras"]),
+        DeclareLaunchArgument(
+            "lifecycle",
+            default_value="false",
+            description="true: start the lifecycle (managed) node, unconfigured until a lifecycle manager or "
+            "`ros2 lifecycle set /fast_scnn configure` (then activate) brings it up",
+        ),
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=EnvironmentVariable(PROFILE_VARIABLE, default_value=default_profile),

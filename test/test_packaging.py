@@ -64,7 +64,10 @@ def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("executable", ["fast_scnn_ros/segmentation_node", "fast_scnn_core/train"])
+@pytest.mark.parametrize(
+    "executable",
+    ["fast_scnn_ros/segmentation_node", "fast_scnn_ros/segmentation_lifecycle_node", "fast_scnn_core/train"],
+)
 def test_lib_executables_exist_and_are_executable(prefix: Path, executable: str) -> None:
     path = prefix / "lib" / executable
     assert path.is_file()

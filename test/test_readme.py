@@ -73,12 +73,12 @@ def test_topic_table_matches_the_node() -> None:
 def launch_arguments() -> dict[str, tuple[str, ast.expr]]:
     """The launch file's arguments in order: name -> (ROS type name, default_value expression).
 
-    Arguments in its OVERRIDES table are typed as it converts them (and as the node parameter they
-    override); the others are topic names and file paths (strings).
+    Arguments in its OVERRIDES and SWITCHES tables are typed as it converts them (and as the node parameter
+    they override); the others are topic names and file paths (strings).
     """
     tree = ast.parse((REPO / "launch/segment.launch.py").read_text())
-    [overrides] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "OVERRIDES"]
-    types = {ast.literal_eval(k): ast.unparse(v) for k, v in zip(overrides.keys, overrides.values, strict=True)}
+    tables = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id in ("OVERRIDES", "SWITCHES")]
+    types = {ast.literal_eval(k): ast.unparse(v) for t in tables for k, v in zip(t.keys, t.values, strict=True)}
     arguments = {}
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":

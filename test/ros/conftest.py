@@ -52,11 +52,12 @@ def ros() -> Iterator[RosHarness]:
 
 @pytest.fixture(scope="session")
 def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Factory: start the installed segmentation_node with extra --ros-args; all are stopped at the end."""
+    """Factory: start the installed segmentation_node (or, `lifecycle`, segmentation_lifecycle_node) with extra
+    --ros-args; all are stopped at the end."""
     started: list[NodeProcess] = []
 
-    def start(*ros_args: str) -> NodeProcess:
-        proc = NodeProcess(list(ros_args), tmp_path_factory.mktemp("node"))
+    def start(*ros_args: str, lifecycle: bool = False) -> NodeProcess:
+        proc = NodeProcess(list(ros_args), tmp_path_factory.mktemp("node"), lifecycle=lifecycle)
         started.append(proc)
         return proc
 

@@ -67,12 +67,13 @@ class Process(process.Process):
 
 
 class NodeProcess(process.NodeProcess):
-    """segmentation_node started as launch does, with the working tree's parameters file and raw --ros-args."""
+    """segmentation_node (or, `lifecycle`, segmentation_lifecycle_node) started as launch does, with the working
+    tree's parameters file and raw --ros-args."""
 
-    def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True) -> None:
+    def __init__(self, ros_args: list[str], workdir: Path, params_file: bool = True, lifecycle: bool = False) -> None:
         self.workdir = workdir
         params = PARAMS_FILE if params_file else None
-        super().__init__(workdir / "output.txt", params_file=params, ros_args=ros_args)
+        super().__init__(workdir / "output.txt", params_file=params, ros_args=ros_args, lifecycle=lifecycle)
 
 
 class Ros2:
@@ -97,10 +98,28 @@ class Ros2:
 
     def run(self, *args: str, timeout: float = TIMEOUT) -> str:
         """`ros2 ARGS` to its end; its stdout (fails with its output on a non-zero exit)."""
+        return self._finish(["ros2", *args], timeout=timeout).stdout
+
+    def shell(self, command: str, cwd: Path, timeout: float = TIMEOUT) -> str:
+        """A command line as typed in a shell (quotes, $PWD), run to its end in `cwd`; what it printed on stdout
+        and stderr (fails with it on a non-zero exit)."""
+        result = self._finish(["bash", "-c", command], timeout=timeout, cwd=cwd)
+        return result.stdout + result.stderr
+
+    def wait_for_node(self, name: str, timeout: float = TIMEOUT) -> None:
+        """Until the ros2 daemon (started here if needed) lists node `name`, as it does for a user whose node has
+        been up a while: a command that asks the daemon right after it started can miss a node ("Node not found")."""
+        self.run("daemon", "start")
+        deadline = time.monotonic() + timeout
+        while name not in self.run("node", "list").split():
+            assert time.monotonic() < deadline, f"the ros2 daemon does not list {name} after {timeout} s"
+            time.sleep(0.2)
+
+    def _finish(self, command: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
         env = {"PYTHONPATH": str(REPO), **self.env}
-        result = subprocess.run(["ros2", *args], env=env, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"ros2 {' '.join(args)} -> {result.returncode}\n{result.stdout}{result.stderr}"
-        return result.stdout
+        result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, f"{' '.join(command)} -> {result.returncode}\n{result.stdout}{result.stderr}"
+        return result
 
     def publish(self, topic: str, msg_type: str, values: str, rate: float = 5.0) -> Process:
         """A camera: `ros2 topic pub` at `rate` Hz with sensor-data QoS (REP 2003), until stopped."""
@@ -116,8 +135,10 @@ class Ros2:
         return yaml.safe_load(out.split("\n---")[0])
 
     def stop_all(self) -> None:
+        """End what was started, and the ros2 daemon of this domain a command without --no-daemon spawned."""
         for proc in self._started:
             proc.stop()
+        subprocess.run(["ros2", "daemon", "stop"], env=self.env, capture_output=True, timeout=TIMEOUT)
 
 
 def image_yaml(rgb: np.ndarray, frame_id: str) -> str:

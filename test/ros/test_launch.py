@@ -22,7 +22,7 @@ LAUNCH_FILE = REPO / "launch/segment.launch.py"
 PREFIX = Path(sys.prefix)
 SPECS = {spec.name: spec for spec in parameter_specs()}
 ARGUMENTS = {"checkpoint", "image_topic", "camera_info_topic", "params_file", "device", "width", "height"}
-ARGUMENTS |= {"input_compressed", "cameras", "fastdds_profile"}
+ARGUMENTS |= {"input_compressed", "cameras", "lifecycle", "fastdds_profile"}
 
 
 def calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -58,37 +58,31 @@ def declared(tree: ast.Module) -> dict[str, ast.expr]:
 def test_launch_arguments_are_declared_and_every_use_refers_to_one(tree: ast.Module, declared: dict) -> None:
     assert set(declared) == ARGUMENTS
     literal = [c.args[0] for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)]
-    used = {ast.literal_eval(arg) for arg in literal} | set(overrides_table(tree))
+    used = {ast.literal_eval(arg) for arg in literal} | set(typed_table(tree)) | set(typed_table(tree, "SWITCHES"))
     assert used == set(declared)
     assert ast.literal_eval(declared["image_topic"]) == "/camera/image_raw"
 
 
-def test_node_action_names_an_installed_executable(tree: ast.Module) -> None:
-    [node] = calls(tree, "Node")
-    package = ast.literal_eval(keyword(node, "package"))
-    executable = ast.literal_eval(keyword(node, "executable"))
-    assert (package, executable, ast.literal_eval(keyword(node, "name"))) == (
-        "fast_scnn_ros",
-        "segmentation_node",
-        NODE_NAME,
-    )
-    assert os.access(PREFIX / "lib" / package / executable, os.X_OK)
-    assert (PREFIX / "share/ament_index/resource_index/packages" / package).is_file()
-
-
-def overrides_table(tree: ast.Module) -> dict[str, str]:
-    """The launch file's OVERRIDES: launch argument (= node parameter) name -> value type name."""
-    [assign] = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDES"]
+def typed_table(tree: ast.Module, name: str = "OVERRIDES") -> dict[str, str]:
+    """A typed table of the launch file: OVERRIDES (launch argument = node parameter) or SWITCHES (the launch's
+    own), argument name -> value type name."""
+    [assign] = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == name]
     return {ast.literal_eval(k): ast.unparse(v) for k, v in zip(assign.value.keys, assign.value.values, strict=True)}
 
 
+def node_arguments(tree: ast.Module) -> dict[str, ast.expr]:
+    """The arguments both node actions (plain and lifecycle) share: the dict literal that holds `parameters`."""
+    dicts = [node for node in ast.walk(tree) if isinstance(node, ast.Dict)]
+    [arguments] = [d for d in dicts if "parameters" in [getattr(key, "value", None) for key in d.keys]]
+    return {ast.literal_eval(k): v for k, v in zip(arguments.keys, arguments.values, strict=True)}
+
+
 def test_parameter_overrides_are_node_parameters_of_the_right_type(tree: ast.Module, declared: dict) -> None:
-    [node] = calls(tree, "Node")
-    params_file, overrides = keyword(node, "parameters").elts
+    params_file, overrides = node_arguments(tree)["parameters"].elts
     assert launch_configuration_name(params_file) == "params_file"
     assert isinstance(overrides, ast.Call) and overrides.func.id == "parameter_overrides"  # after the file: wins
     python_types = {str: "str", int: "int", bool: "bool", float: "float", Parameter.Type: "list[str]"}
-    table = overrides_table(tree)
+    table = typed_table(tree)
     assert set(table) == {"checkpoint", "device", "width", "height", "input_compressed", "cameras"}
     for name, type_name in table.items():
         assert name in SPECS, f"launch overrides {name!r}, which the node does not declare"
@@ -106,14 +100,45 @@ def launch_module(monkeypatch: pytest.MonkeyPatch):
     return module
 
 
-def remappings(monkeypatch: pytest.MonkeyPatch, cameras: str, **topics: str) -> list[tuple[str, str]]:
-    """What the launch file remaps for these launch arguments (as typed on the command line)."""
+def launch_context(**arguments: str):
+    """A launch context with these launch arguments (as typed on the command line); the overrides not given."""
     from launch import LaunchContext
 
     context = LaunchContext()
-    context.launch_configurations.update({name: "" for name in ("checkpoint", "device", "width", "height")})
-    context.launch_configurations.update(input_compressed="", cameras=cameras, **topics)
-    return launch_module(monkeypatch).camera_remappings(context)
+    overrides = ("checkpoint", "device", "width", "height", "input_compressed", "cameras")
+    context.launch_configurations.update({**dict.fromkeys(overrides, ""), **arguments})
+    return context
+
+
+def remappings(monkeypatch: pytest.MonkeyPatch, cameras: str, **topics: str) -> list[tuple[str, str]]:
+    """What the launch file remaps for these launch arguments (as typed on the command line)."""
+    return launch_module(monkeypatch).camera_remappings(launch_context(cameras=cameras, **topics))
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "action", "executable"),
+    [("false", "Node", "segmentation_node"), ("true", "LifecycleNode", "segmentation_lifecycle_node")],
+)
+def test_the_lifecycle_argument_picks_the_plain_or_the_managed_node(
+    ros2, monkeypatch: pytest.MonkeyPatch, lifecycle: str, action: str, executable: str
+) -> None:
+    """Both are launch_ros actions for an installed executable of this package (named /fast_scnn: the `ros2 launch`
+    tests reach it by that name)."""
+    context = launch_context(
+        lifecycle=lifecycle,
+        params_file=str(REPO / "config/segment.yaml"),
+        image_topic="/camera/image_raw",
+        camera_info_topic="/camera/camera_info",
+        fastdds_profile="",
+    )
+    node, _ = launch_module(monkeypatch).segmentation_node(context)
+    assert type(node).__name__ == action and type(node).__module__.startswith("launch_ros.actions")
+    assert (node.node_package, node.node_executable) == ("fast_scnn_ros", executable)
+    assert os.access(PREFIX / "lib/fast_scnn_ros" / executable, os.X_OK)
+    assert (PREFIX / "share/ament_index/resource_index/packages/fast_scnn_ros").is_file()
+    context.launch_configurations["lifecycle"] = "maybe"
+    with pytest.raises(ValueError, match="launch argument lifecycle:=maybe: expected true or false"):
+        launch_module(monkeypatch).segmentation_node(context)
 
 
 def test_remapped_topics_are_the_nodes_inputs(ros2, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ from fast_scnn_core.inference import InferenceConfig, option_choices, option_hel
 from fast_scnn_core.predict import ENGINE_OPTIONS, add_engine_arguments
 from fast_scnn_ros.params import (
     SPECS,
+    UNCONFIGURED_ONLY,
     camera_names,
     check_choices,
     engine_config,
@@ -101,3 +102,16 @@ def test_camera_names_that_are_relative_topic_names_are_accepted(names: list[str
 def test_camera_names_that_are_not_topic_names_are_refused(names: list[str], reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
         camera_names({"cameras": names})
+
+
+def test_a_lifecycle_nodes_startup_parameters_are_writable_and_say_when() -> None:
+    """Read-only in the plain node; in the managed node rclpy lets them through and the node refuses them while
+    configured (test_lifecycle.py), so the descriptor says when they can be set. Runtime ones are unchanged."""
+    for spec in SPECS.values():
+        plain, managed = spec.descriptor(), spec.descriptor(managed=True)
+        assert plain.read_only == spec.read_only and not managed.read_only, spec.name
+        assert (UNCONFIGURED_ONLY in managed.additional_constraints) == spec.read_only, spec.name
+        assert UNCONFIGURED_ONLY not in plain.additional_constraints
+    assert SPECS["qos_reliability"].descriptor(managed=True).additional_constraints == (
+        f"one of: best_effort, reliable; {UNCONFIGURED_ONLY}"
+    )
