@@ -42,6 +42,7 @@ def test_node_latency_splits_the_overhead_and_times_the_parts_against_a_revision
     )  # fmt: skip
     assert re.search(r"^\| 64x96 \| \d+ \| \d+ \| [\d.-]+ \| [\d.-]+ % \| ([\d.-]+ / ){3}[\d.-]+ \|$", out, re.M), out
     assert "| part | HEAD | this tree |" in out and "| overlay -> Image |" in out
+    assert re.search(r"^transport floor at 64x96: .* round trip median [\d.]+ ms", out, re.M), out
 
 
 def test_soak_overloads_the_node_changes_parameters_and_reports(tmp_path: Path) -> None:
