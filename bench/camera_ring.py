@@ -13,7 +13,8 @@ each, all cameras at the same instants, as cameras triggered together) and subsc
 `/<camera>/segmentation/labels`. After `--warmup` seconds it measures for `--seconds`:
 - memory of the node processes at the end: RSS summed (what `top` shows per process, so shared library
   pages count once per process) and PSS (shared pages split between the processes that map them);
-- CPU time (user + system) of the node processes per labelled frame;
+- CPU time (user + system) of the node processes per labelled frame, and per second (the cores they
+  got: on a machine shared with other work, more processes and threads get a larger share);
 - labelled frames/s of each camera, and latency from publishing a frame to receiving its labels.
 Default backend (`backend: auto`: onnxruntime on CPU), untrained 19-class checkpoint (speed and memory
 do not depend on the weights), labels only subscribed, the Fast DDS large-images profile in every
@@ -59,7 +60,10 @@ class NodeSetup:
     namespace: str = ""
 
     def start(self, log: Path) -> NodeProcess:
-        return NodeProcess(log, self.parameters, ros_args=["-r", f"__ns:={self.namespace}"] if self.namespace else [])
+        """In this process's session, as `ros2 launch` runs its nodes: in sessions of their own, four nodes
+        took twice the CPU of one on this shared machine (Linux shares it between sessions first)."""
+        ros_args = ["-r", f"__ns:={self.namespace}"] if self.namespace else []
+        return NodeProcess(log, self.parameters, ros_args=ros_args, own_session=False)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -86,6 +90,11 @@ class Result:
     @property
     def total_fps(self) -> float:
         return sum(self.fps.values())
+
+    @property
+    def cores(self) -> float:
+        """CPU seconds the nodes used per second: their share of a machine shared with other work."""
+        return self.cpu_ms_per_frame * self.total_fps / 1e3
 
     @classmethod
     def mean(cls, runs: list[Result]) -> Result:
@@ -207,16 +216,16 @@ def main() -> None:
         f"after {', '.join(f'{v:.2f}' for v in load_after)}\n"
     )
     print(
-        "| setup | run | RSS of the nodes MB | PSS MB | CPU ms per labelled frame "
+        "| setup | run | RSS of the nodes MB | PSS MB | CPU ms per labelled frame | CPU cores used "
         f"| labelled frames/s per camera ({', '.join(cameras)}) | all cameras frames/s | latency p50 / p90 ms |"
     )
-    print("|---|---:|---:|---:|---:|---|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---|")
     for label, runs in results.items():
         for run, r in enumerate(runs, 1):
             fps = ", ".join(f"{v:.2f}" for v in r.fps.values())
             print(
-                f"| {label} | {run} | {r.rss_mb:.0f} | {r.pss_mb:.0f} | {r.cpu_ms_per_frame:.1f} | {fps} "
-                f"| {r.total_fps:.2f} | {r.latency(50):.0f} / {r.latency(90):.0f} |"
+                f"| {label} | {run} | {r.rss_mb:.0f} | {r.pss_mb:.0f} | {r.cpu_ms_per_frame:.1f} | {r.cores:.2f} "
+                f"| {fps} | {r.total_fps:.2f} | {r.latency(50):.0f} / {r.latency(90):.0f} |"
             )
     *rings, separate = (Result.mean(runs) for runs in results.values())
     for label, ring in zip(list(results)[:-1], rings, strict=True):

@@ -10,7 +10,10 @@ also subscribes color, overlay and three mask topics (the node computes only wha
 waits for every one of them. The node's overhead is split with its own per-frame timings
 (/diagnostics): DDS transport in and out, wake-up (frame waiting for the worker), conversion, and
 post-processing + publishing. A second table times the post-processing parts in this process; with
-`--against REVISION` the fast_scnn_core/visualize.py of that git revision runs side by side.
+`--against REVISION` the fast_scnn_core/visualize.py of that git revision runs side by side. The
+transport floor: the same frames through an rclpy node that does nothing but what any node in the
+segmentation node's place must (take the image as a view, publish labels of its size with the node's
+QoS), round trip as above.
 Without --checkpoint an untrained 19-class checkpoint is used: latency does not depend on the
 weights. Prints markdown tables; docs/ros.md records the numbers.
 """
@@ -25,6 +28,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -46,11 +50,31 @@ from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
 from fast_scnn_core.model import FastSCNN
 from fast_scnn_ros.conversions import image_to_rgb8, numpy_to_image
 from fast_scnn_ros.node import diagnostic_name
-from fast_scnn_ros.process import NodeProcess, use_large_images_profile
+from fast_scnn_ros.process import NodeProcess, Process, node_environment, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
 MASKS = 3  # --outputs all: masks of the first three classes
 NODE_TIMINGS = ("wait", "convert", "inference", "publish", "end_to_end")
+# The floor: image in, labels of its size out, nothing else; memory set up as the segmentation node's (main()).
+ECHO_NODE = """
+from fast_scnn_ros.pipeline import reuse_frame_buffers
+reuse_frame_buffers()
+import numpy as np, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from fast_scnn_ros.conversions import image_to_rgb8, numpy_to_image
+rclpy.init()
+node = rclpy.create_node("echo")
+labels = node.create_publisher(Image, "/echo/labels", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+def echo(msg):
+    rgb = image_to_rgb8(msg)
+    labels.publish(numpy_to_image(np.zeros(rgb.shape[:2], np.uint8), "mono8", msg.header))
+node.create_subscription(Image, "/echo/image", echo, qos_profile_sensor_data)
+try:
+    rclpy.spin(node)
+except KeyboardInterrupt:
+    pass
+"""
 
 
 def spin_until(executor, condition: Callable[[], bool], timeout: float) -> bool:
@@ -162,6 +186,41 @@ def measure(checkpoint: Path, rgb: np.ndarray, options: argparse.Namespace, work
         worker.shutdown()
 
 
+def transport_floor(rgb: np.ndarray, options: argparse.Namespace, workdir: Path) -> list[float]:
+    """Round trips (ms) of `rgb` through ECHO_NODE in its own process, one frame at a time as `measure` sends them."""
+    echo = Process([sys.executable, "-c", ECHO_NODE], workdir / "echo.log", node_environment())
+    node = rclpy.create_node("node_latency_floor")
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        received: dict[int, float] = {}
+        on_labels = lambda m: received.setdefault(m.header.stamp.sec, time.perf_counter())  # noqa: E731
+        subscription = node.create_subscription(Image, "/echo/labels", on_labels, 10)
+        publisher = node.create_publisher(Image, "/echo/image", rclpy.qos.qos_profile_sensor_data)
+        ready = lambda: publisher.get_subscription_count() > 0 and subscription.get_publisher_count() > 0  # noqa: E731
+        if not spin_until(executor, ready, 60):
+            raise RuntimeError(f"the echo node did not come up:\n{echo.output()}")
+        round_trips = []
+        for i in range(1, options.warmup + options.frames + 1):
+            msg = numpy_to_image(rgb, "rgb8")
+            msg.header.stamp.sec = i
+            for _ in range(10):  # best effort: a frame sent just after matching can be lost; the warm-up absorbs it
+                sent = time.perf_counter()
+                publisher.publish(msg)
+                if spin_until(executor, lambda i=i: i in received, 2):
+                    break
+            else:
+                raise RuntimeError(f"frame {i} did not come back from the echo node:\n{echo.output()}")
+            if i > options.warmup:
+                round_trips.append(1e3 * (received[i] - sent))
+            time.sleep(0.3)  # the same pace as the node's frames
+        return round_trips
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        echo.stop()
+
+
 def visualize_at(revision: str) -> types.ModuleType:
     """fast_scnn_core/visualize.py as it was at a git revision, loaded as a module of its own."""
     path = "fast_scnn_core/visualize.py"
@@ -226,6 +285,7 @@ def main() -> None:
         use_large_images_profile()  # this process publishes the camera-sized frames
         rclpy.init()
         rows = [(size, measure(checkpoint, images[size], options, Path(tmp))) for size in sizes]
+        floors = {size: transport_floor(images[size], options, Path(tmp)) for size in sizes}
         rclpy.shutdown()
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
@@ -242,6 +302,12 @@ def main() -> None:
             f"| {height}x{width} | {r['engine']:.0f} | {r['end_to_end']:.0f} | {r['overhead']:.1f} "
             f"| {100 * r['overhead'] / r['node_inference']:.1f} % | {r['transport']:.1f} / {r['node_wait']:.1f} "
             f"/ {r['node_convert']:.1f} / {r['node_publish']:.1f} |"
+        )
+    for (height, width), floor in floors.items():
+        p10, p50, p90 = np.percentile(floor, [10, 50, 90])
+        print(
+            f"\ntransport floor at {height}x{width}: the image in and labels of its size out through an rclpy node "
+            f"doing nothing else, round trip median {p50:.1f} ms (p10 {p10:.1f}, p90 {p90:.1f})"
         )
     versions = {"this tree": fast_scnn_core.visualize}
     if options.against:

@@ -21,17 +21,21 @@ def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return cv2.LUT(cv2.merge((labels, labels, labels)), palette.reshape(256, 1, 3))
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(
+    image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float = 0.5, *, colors: np.ndarray | None = None
+) -> np.ndarray:
     """Blend the colour-coded labels over a uint8 RGB image: (1 - alpha) * image + alpha * colours, rounded.
 
     Rounded to nearest, ties up, as the float32 formula; at alphas other than 0, 0.5 and 1 a blend that
     is within float error of a tie can land one step off it (2 % of random values at alpha 0.1).
+    `colors`: `colorize(labels, palette)` when the caller already has it (the node's color output).
     """
     if image.shape[:2] != labels.shape:
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return cv2.addWeighted(image, 1.0 - alpha, colorize(labels, palette), alpha, _ROUND_HALF_UP)
+    colors = colorize(labels, palette) if colors is None else colors
+    return cv2.addWeighted(image, 1.0 - alpha, colors, alpha, _ROUND_HALF_UP)
 
 
 def class_mask(labels: np.ndarray, class_id: int) -> np.ndarray:

@@ -238,13 +238,15 @@ class Camera:
             topic = self.mask_topic(state.engine, class_id)
             if wanted(topic):
                 pubs[topic].publish(numpy_to_image(class_mask(labels, class_id), "mono8", header))
-        palette = state.engine.palette
+        palette, colors = state.engine.palette, None
         if wanted(topic := self.topic(COLOR_TOPIC)):
-            pubs[topic].publish(numpy_to_image(colorize(labels, palette), "rgb8", header))
+            colors = colorize(labels, palette)  # the overlay blends these too
+            pubs[topic].publish(numpy_to_image(colors, "rgb8", header))
         if wanted(topic := self.topic(OVERLAY_TOPIC)):
             if rgb.shape[:2] != labels.shape:  # output at inference resolution: shrink the image to match
                 rgb = cv2.resize(np.ascontiguousarray(rgb), labels.shape[::-1], interpolation=cv2.INTER_AREA)
-            pubs[topic].publish(numpy_to_image(overlay(rgb, labels, palette, outputs.overlay_alpha), "rgb8", header))
+            picture = overlay(rgb, labels, palette, outputs.overlay_alpha, colors=colors)
+            pubs[topic].publish(numpy_to_image(picture, "rgb8", header))
         if result.confidence is not None and wanted(topic := self.topic(CONFIDENCE_TOPIC)):
             pubs[topic].publish(numpy_to_image(result.confidence, "32FC1", header))
         info = self.camera_info

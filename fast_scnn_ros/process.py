@@ -88,7 +88,12 @@ def node_environment(env: Mapping[str, str] | None = None, fastdds_profile: Path
 
 
 class Process:
-    """A command in its own session, stdout and stderr in one log file; stopped as Ctrl-C stops it."""
+    """A command in its own session, stdout and stderr in one log file; stopped as Ctrl-C stops it.
+
+    `own_session=False` keeps it in this process's session, as `ros2 launch` runs its nodes. It matters
+    for CPU time on a busy machine: Linux's autogroup scheduling shares the CPU between sessions first,
+    so four nodes in four sessions get up to four shares where one node gets one (bench/camera_ring.py).
+    """
 
     def __init__(
         self,
@@ -97,8 +102,10 @@ class Process:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stdin: int | IO[Any] = subprocess.DEVNULL,
+        own_session: bool = True,
     ) -> None:
         self.command = [str(c) for c in command]
+        self.own_session = own_session
         self.log = Path(log)
         with self.log.open("w") as out:  # the child keeps its own descriptor
             self.popen = subprocess.Popen(
@@ -108,7 +115,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 env=None if env is None else dict(env),
                 cwd=cwd,
-                start_new_session=True,
+                start_new_session=own_session,
             )
 
     @property
@@ -137,9 +144,16 @@ class Process:
         self.popen.send_signal(signum)
         return self.popen.wait(timeout=timeout)
 
+    def _send(self, signum: int) -> None:
+        """To its whole process group when it has its own session, else to the process alone (ours is the group)."""
+        if self.own_session:
+            os.killpg(self.popen.pid, signum)
+        else:
+            self.popen.send_signal(signum)
+
     def interrupt(self, timeout: float = 60.0) -> int:
         """Ctrl-C: SIGINT to the whole process group, as a terminal sends it; the exit status."""
-        os.killpg(self.popen.pid, signal.SIGINT)
+        self._send(signal.SIGINT)
         return self.popen.wait(timeout=timeout)
 
     def stop(self, timeout: float = 20.0) -> int:
@@ -148,7 +162,7 @@ class Process:
             try:
                 return self.interrupt(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
+                self._send(signal.SIGKILL)
         return self.popen.wait()
 
 
@@ -157,7 +171,8 @@ class NodeProcess(Process):
 
     `params_file` defaults to the installed config/segment.yaml (None: no file); `ros_args` are appended
     as given (e.g. `-r __node:=front`); `env` and `fastdds_profile` as in `node_environment`; `lifecycle`:
-    segmentation_lifecycle_node instead (it comes up unconfigured: no class_info before activate).
+    segmentation_lifecycle_node instead (it comes up unconfigured: no class_info before activate);
+    `own_session` as in `Process`.
     """
 
     def __init__(
@@ -170,6 +185,7 @@ class NodeProcess(Process):
         env: Mapping[str, str] | None = None,
         fastdds_profile: Path | None = None,
         lifecycle: bool = False,
+        own_session: bool = True,
     ) -> None:
         program = executable(lifecycle)
         if not os.access(program, os.X_OK):
@@ -177,7 +193,8 @@ class NodeProcess(Process):
         args = ["--ros-args", *(["--params-file", str(params_file)] if params_file else [])]
         args += [a for name, value in (parameters or {}).items() for a in ("-p", f"{name}:={ros_value(value)}")]
         args += [a for source, target in (remaps or {}).items() for a in ("-r", f"{source}:={target}")]
-        super().__init__([program, *args, *ros_args], log, node_environment(env, fastdds_profile))
+        command = [program, *args, *ros_args]
+        super().__init__(command, log, node_environment(env, fastdds_profile), own_session=own_session)
 
     def wait_ready(
         self,

@@ -41,7 +41,10 @@ def test_overlay_equals_the_float_blend_at_the_usual_alphas(alpha: float, layout
         "bgr8 view": np.ascontiguousarray(RGB[:, :, ::-1])[:, :, ::-1],
         "mono8 view": np.broadcast_to(RGB[:, :, :1], RGB.shape),
     }[layout]
-    np.testing.assert_array_equal(overlay(image, LABELS, PALETTE, alpha), blend(image, PALETTE[LABELS], alpha))
+    expected = blend(image, PALETTE[LABELS], alpha)
+    np.testing.assert_array_equal(overlay(image, LABELS, PALETTE, alpha), expected)
+    colors = colorize(LABELS, PALETTE)  # given by a caller that publishes them too
+    np.testing.assert_array_equal(overlay(image, LABELS, PALETTE, alpha, colors=colors), expected)
 
 
 def test_overlay_at_other_alphas_is_at_most_one_step_off_the_float_blend() -> None:

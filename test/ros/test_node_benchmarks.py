@@ -42,6 +42,7 @@ def test_node_latency_splits_the_overhead_and_times_the_parts_against_a_revision
     )  # fmt: skip
     assert re.search(r"^\| 64x96 \| \d+ \| \d+ \| [\d.-]+ \| [\d.-]+ % \| ([\d.-]+ / ){3}[\d.-]+ \|$", out, re.M), out
     assert "| part | HEAD | this tree |" in out and "| overlay -> Image |" in out
+    assert re.search(r"^transport floor at 64x96: .* round trip median [\d.]+ ms", out, re.M), out
 
 
 def test_soak_overloads_the_node_changes_parameters_and_reports(tmp_path: Path) -> None:
@@ -77,8 +78,8 @@ def test_camera_ring_compares_one_node_for_the_cameras_with_one_node_per_camera(
     rows = re.findall(rf"^\| ({setups}) \| 1 \|(.*)\|$", out, re.M)
     assert len(rows) == 3, out
     for setup, cells in rows:
-        rss, pss, cpu, fps, total, latency = (cell.strip() for cell in cells.split("|"))
-        assert float(rss) >= float(pss) > 0 and float(cpu) > 0 and float(total) > 0, setup
+        rss, pss, cpu, cores, fps, total, latency = (cell.strip() for cell in cells.split("|"))
+        assert float(rss) >= float(pss) > 0 and float(cpu) > 0 and float(cores) >= 0 and float(total) > 0, setup
         assert re.fullmatch(r"\d+ / \d+", latency), setup
         assert all(float(v) > 0 for v in fps.split(", ")), f"{setup}: a camera got no labels"
     summary = r"against 2 nodes, mean of the runs: RSS \d+ %, PSS \d+ %, labelled frames/s \d+ %, CPU per labelled"
