@@ -46,4 +46,4 @@ clean:
 
 # The newcomer's demo: synthetic data, a few minutes of training, the real node, a camera and a planner.
 demo: venv
-	$(PY) -m fast_scnn_ros.demo --out demo
+	$(PY) -m fast_scnn_ros.tools.demo --out demo

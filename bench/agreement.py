@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from fast_scnn_core.atomic import atomic_write_text
-from fast_scnn_core.checkpoint import save_checkpoint
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import ClassSet
-from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.train import segmentation_loss
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
+from fast_scnn_core.train.loop import segmentation_loss
 
 CLASSES = ClassSet(
     ("road", "sky", "building", "vegetation", "car"),

@@ -27,14 +27,21 @@ import numpy as np
 import torch
 
 from fast_scnn_core import cli
-from fast_scnn_core import label_bag as label_bag_command
-from fast_scnn_core.bags import COMPRESSED_IMAGE, TYPESTORE, add_image_topic, create_writer, open_bag, serialize_image
-from fast_scnn_core.checkpoint import save_checkpoint
+from fast_scnn_core.bags import label as label_bag_command
+from fast_scnn_core.bags.io import (
+    COMPRESSED_IMAGE,
+    TYPESTORE,
+    add_image_topic,
+    create_writer,
+    open_bag,
+    serialize_image,
+)
 from fast_scnn_core.data.synthetic import synthetic_frame
 from fast_scnn_core.image_msgs import compress_rgb8
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 TOPIC = "/camera/image_raw"
 HEADER = TYPESTORE.types["std_msgs/msg/Header"]

@@ -42,11 +42,11 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.labels import CITYSCAPES
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
-from fast_scnn_ros.process import NodeProcess, use_large_images_profile
+from fast_scnn_ros.tools.process import NodeProcess, use_large_images_profile
 
 START_TIMEOUT = 300.0  # four nodes importing torch and exporting the model at once on a loaded 2-core machine
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -22,8 +22,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from fast_scnn_core.checkpoint import build_model, load_checkpoint
-from fast_scnn_core.export import onnx_bytes, pipeline_graph
+from fast_scnn_core.infer.graph import onnx_bytes, pipeline_graph
+from fast_scnn_core.model.checkpoint import build_model, load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from agreement import street_scene

@@ -3,14 +3,14 @@
     python bench/node_latency.py [--checkpoint model.pt] [--sizes 512x1024 1024x2048] [--frames 10]
                                  [--outputs labels|all] [--against REVISION]
 
-Starts the installed segmentation_node (fast_scnn_ros.process) in its own DDS domain on localhost,
+Starts the installed segmentation_node (fast_scnn_ros.tools.process) in its own DDS domain on localhost,
 publishes one rgb8 image at a time and waits for its outputs (no overlap, so no frame is dropped or
 queued), alternating with the Segmenter alone on the same image in this process. `--outputs all`
 also subscribes color, overlay and three mask topics (the node computes only what is subscribed) and
 waits for every one of them. The node's overhead is split with its own per-frame timings
 (/diagnostics): DDS transport in and out, wake-up (frame waiting for the worker), conversion, and
 post-processing + publishing. A second table times the post-processing parts in this process; with
-`--against REVISION` the fast_scnn_core/visualize.py of that git revision runs side by side. The
+`--against REVISION` the fast_scnn_core/infer/visualize.py of that git revision runs side by side. The
 transport floor: the same frames through an rclpy node that does nothing but what any node in the
 segmentation node's place must (take the image as a view, publish labels of its size with the node's
 QoS), round trip as above.
@@ -43,14 +43,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
-import fast_scnn_core.visualize
-from fast_scnn_core.checkpoint import class_set_of, load_checkpoint, save_checkpoint
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+import fast_scnn_core.infer.visualize
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import class_set_of, load_checkpoint, save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import image_to_rgb8, numpy_to_image
 from fast_scnn_ros.node import diagnostic_name
-from fast_scnn_ros.process import NodeProcess, Process, node_environment, use_large_images_profile
+from fast_scnn_ros.tools.process import NodeProcess, Process, node_environment, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
 MASKS = 3  # --outputs all: masks of the first three classes
@@ -222,8 +222,8 @@ def transport_floor(rgb: np.ndarray, options: argparse.Namespace, workdir: Path)
 
 
 def visualize_at(revision: str) -> types.ModuleType:
-    """fast_scnn_core/visualize.py as it was at a git revision, loaded as a module of its own."""
-    path = "fast_scnn_core/visualize.py"
+    """fast_scnn_core/infer/visualize.py as it was at a git revision, loaded as a module of its own."""
+    path = "fast_scnn_core/infer/visualize.py"
     show = ["git", "-C", str(REPO), "show", f"{revision}:{path}"]
     source = subprocess.run(show, capture_output=True, text=True, check=True).stdout
     module = types.ModuleType(f"visualize_{revision}")
@@ -309,7 +309,7 @@ def main() -> None:
             f"\ntransport floor at {height}x{width}: the image in and labels of its size out through an rclpy node "
             f"doing nothing else, round trip median {p50:.1f} ms (p10 {p10:.1f}, p90 {p90:.1f})"
         )
-    versions = {"this tree": fast_scnn_core.visualize}
+    versions = {"this tree": fast_scnn_core.infer.visualize}
     if options.against:
         versions = {options.against: visualize_at(options.against), **versions}
     for size in sizes:

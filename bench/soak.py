@@ -2,7 +2,7 @@
 
     python bench/soak.py --duration 600 --size 512x1024 [--checkpoint model.pt] [--out bench/results]
 
-Starts the installed segmentation_node (fast_scnn_ros.process; own DDS domain, localhost, the large-
+Starts the installed segmentation_node (fast_scnn_ros.tools.process; own DDS domain, localhost, the large-
 images profile) and plays a camera and its consumers in this process: rgb8 frames + camera_info with
 sensor-data QoS, subscriptions to every output (labels, color, overlay, confidence, masks,
 camera_info), so the node computes all of them. First it measures the sustainable rate (one frame at
@@ -48,13 +48,13 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from fast_scnn_core.atomic import atomic_write_text
-from fast_scnn_core.checkpoint import class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.labels import CITYSCAPES, ClassSet, mask_topic_names
 from fast_scnn_core.limits import MAX_SIDE, MIN_SIDE
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import class_set_of, load_checkpoint, save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
 from fast_scnn_ros.node import NODE_NAME, diagnostic_name
-from fast_scnn_ros.process import NodeProcess, use_large_images_profile
+from fast_scnn_ros.tools.process import NodeProcess, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_TOPIC = "/soak/image"

@@ -20,6 +20,8 @@ ranges of `InferenceConfig` (hence of the node's parameters and the README's tab
 
 from __future__ import annotations
 
+from fast_scnn_core.errors import ConfigError
+
 MIN_SIDE = 32
 MAX_SIDE = 16384
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -37,3 +39,25 @@ def size_problem(width: int, height: int, max_pixels: int | None = None) -> str:
     if max_pixels is not None and width * height > max_pixels:
         return f"image of {width}x{height} pixels exceeds max_pixels={max_pixels}"
     return ""
+
+
+def parse_size(text: str, minimum: int = MIN_SIDE, what: str = "--size") -> tuple[int, int]:
+    """`512x1024` -> (512, 1024) as (height, width): the one HEIGHTxWIDTH parser of every command and benchmark."""
+    h, sep, w = text.strip().lower().partition("x")
+    if (
+        not sep
+        or not h.isdigit()
+        or not w.isdigit()
+        or not minimum <= int(h) <= MAX_SIDE
+        or not minimum <= int(w) <= MAX_SIDE
+    ):
+        raise ConfigError(f"{what} {text!r}: expected HEIGHTxWIDTH with both in {minimum}..{MAX_SIDE}, e.g. 512x1024")
+    return int(h), int(w)
+
+
+def parse_sizes(text: str, minimum: int = MIN_SIDE, what: str = "--sizes") -> tuple[tuple[int, int], ...]:
+    """`512x1024,1024x2048` -> ((512, 1024), (1024, 2048)); at least one size."""
+    sizes = tuple(parse_size(item, minimum, what) for item in text.split(",") if item.strip())
+    if not sizes:
+        raise ConfigError(f"{what} {text!r}: expected HEIGHTxWIDTH[,HEIGHTxWIDTH...], e.g. 512x1024")
+    return sizes

@@ -33,9 +33,9 @@ from std_msgs.msg import Header, String
 
 from fast_scnn_core.config import quick_start_hint
 from fast_scnn_core.errors import CheckpointError, InputError
-from fast_scnn_core.inference import InferenceConfig, Segmentation, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmentation, Segmenter
+from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet, mask_topic_names
-from fast_scnn_core.visualize import class_mask, colorize, overlay
 from fast_scnn_ros.camera_info import scale_camera_info
 from fast_scnn_ros.conversions import (
     ImageConversionError,
@@ -45,29 +45,21 @@ from fast_scnn_ros.conversions import (
     image_to_rgb8,
     numpy_to_image,
 )
+from fast_scnn_ros.names import (
+    CAMERA_INFO_OUT_TOPIC,
+    CAMERA_INFO_TOPIC,
+    CLASS_INFO_TOPIC,
+    COLOR_TOPIC,
+    CONFIDENCE_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    IMAGE_TOPIC,
+    LABELS_TOPIC,
+    MASKS_TOPIC,
+    OVERLAY_TOPIC,
+    diagnostic_name,
+)
 from fast_scnn_ros.params import OutputSettings
 from fast_scnn_ros.pipeline import Frame, Mailbox, MemoryTrimmer, Report, Round, Slot, Stats, bounded
-
-# Input names are relative so that launch remaps them (image -> /camera/image_raw); compressed input
-# follows image_transport: <resolved image topic>/compressed.
-IMAGE_TOPIC = "image"
-CAMERA_INFO_TOPIC = "camera_info"
-# Outputs are relative too: /segmentation/... in the root namespace, /<ns>/segmentation/... when pushed
-# into a namespace, /<ns>/<camera>/segmentation/... for a camera of the ring; remappable one by one.
-LABELS_TOPIC = "segmentation/labels"
-MASKS_TOPIC = "segmentation/masks"
-COLOR_TOPIC = "segmentation/color"
-OVERLAY_TOPIC = "segmentation/overlay"
-CONFIDENCE_TOPIC = "segmentation/confidence"
-CAMERA_INFO_OUT_TOPIC = "segmentation/camera_info"
-CLASS_INFO_TOPIC = "segmentation/class_info"
-DIAGNOSTICS_TOPIC = "/diagnostics"
-
-
-def diagnostic_name(node_name: str, camera: str = "") -> str:
-    """Name of a DiagnosticStatus, as diagnostic_updater names tasks: '<node>: segmentation' (the engine and
-    all cameras), '<node>: segmentation <camera>' (one camera of a ring)."""
-    return f"{node_name}: segmentation" + (f" {camera}" if camera else "")
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from fast_scnn_core.errors import ConfigError, FastSCNNError
-from fast_scnn_core.inference import InferenceConfig
+from fast_scnn_core.infer.segmenter import InferenceConfig
 from fast_scnn_ros.camera_ring import (
     CAMERA_INFO_OUT_TOPIC,
     CAMERA_INFO_TOPIC,
@@ -61,6 +61,7 @@ from fast_scnn_ros.camera_ring import (
     RingState,
 )
 from fast_scnn_ros.camera_ring import diagnostic_name as _diagnostic_name
+from fast_scnn_ros.names import NODE_NAME
 from fast_scnn_ros.params import (
     SPECS,
     OutputSettings,
@@ -73,8 +74,6 @@ from fast_scnn_ros.params import (
 )
 from fast_scnn_ros.pipeline import release_memory, reuse_frame_buffers
 from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
-
-NODE_NAME = "fast_scnn"
 
 __all__ = [
     "CAMERA_INFO_OUT_TOPIC",

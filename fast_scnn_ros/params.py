@@ -21,7 +21,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from fast_scnn_core.errors import ConfigError
-from fast_scnn_core.inference_config import InferenceConfig, option_choices, option_help, option_range
+from fast_scnn_core.infer.options import InferenceConfig, option_choices, option_help, option_range
 from fast_scnn_core.labels import ClassSet, mask_class_ids
 
 UNCONFIGURED_ONLY = "set only while the lifecycle node is unconfigured"

@@ -127,7 +127,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_parameter_table_states_the_engine_options_ranges() -> None:
     """The bounds come from InferenceConfig's field metadata (one place); the README shows them."""
-    from fast_scnn_core.inference import InferenceConfig
+    from fast_scnn_core.infer.segmenter import InferenceConfig
 
     meanings = {row[0].strip("`"): row[4] for row in table("parameters")}
     for field in dataclasses.fields(InferenceConfig):

@@ -12,7 +12,7 @@ import pytest
 
 from fast_scnn_core.config import load_config
 from fast_scnn_core.data.synthetic import write_synthetic_dataset
-from fast_scnn_core.train import TrainConfig, train
+from fast_scnn_core.train.loop import TrainConfig, train
 
 SYNTH_SIZE = (128, 256)  # height, width of the session dataset's frames
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fast_scnn_core.labels import ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.network import FastSCNN
 
 TINY = ClassSet(("a", "b", "c"), ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
 

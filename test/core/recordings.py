@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.interfaces import QosReliability
 
-from fast_scnn_core.bags import COMPRESSED_IMAGE, IMAGE, TYPESTORE, create_writer, keep_last_qos
+from fast_scnn_core.bags.io import COMPRESSED_IMAGE, IMAGE, TYPESTORE, create_writer, keep_last_qos
 from fast_scnn_core.image_msgs import compress_rgb8, image_fields
 
 HEADER = TYPESTORE.types["std_msgs/msg/Header"]

@@ -36,21 +36,21 @@ from recordings import (
 from rosbags.rosbag2 import Reader
 
 from fast_scnn_core import cli
-from fast_scnn_core import label_bag as label_bag_command
-from fast_scnn_core.bag_dataset import FrameFilter, TimeSplit, frame_name
-from fast_scnn_core.bags import (
+from fast_scnn_core.bags import label as label_bag_command
+from fast_scnn_core.bags.io import (
     COMPRESSED_IMAGE,
     IMAGE,
     NODE_OUTPUT_QOS,
     create_writer,
     segmentation_namespace,
 )
-from fast_scnn_core.checkpoint import save_checkpoint
+from fast_scnn_core.bags.to_dataset import FrameFilter, TimeSplit, frame_name
 from fast_scnn_core.image_msgs import compressed_to_rgb8, image_to_numpy, image_to_rgb8
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
+from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
 from fast_scnn_core.labels import CITYSCAPES, load_class_set
-from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.visualize import class_mask, colorize, overlay
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERAS = {"/front/image_raw": "/front", "/rear/image_raw": "/rear", "/side/image_raw/compressed": "/side"}
@@ -403,7 +403,7 @@ def test_frame_filter_keeps_every_nth_or_a_rate() -> None:
 def test_bag_to_dataset_then_training_works(
     tmp_path: Path, checkpoint: Path, segmenter: Segmenter, tiny_config
 ) -> None:
-    from fast_scnn_core.train import train
+    from fast_scnn_core.train.loop import train
 
     drive, data = tmp_path / "drive", tmp_path / "data"
     written = write_drive(drive, "sqlite3", frames=10)

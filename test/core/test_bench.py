@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fast_scnn_core import cli
-from fast_scnn_core.bench import BASELINE, QUICK_SIZES, scene
+from fast_scnn_core.cli.bench import BASELINE, QUICK_SIZES, scene
 
 
 def test_quick_bench_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -22,10 +22,10 @@ from models import TINY
 
 from fast_scnn_core import cli
 from fast_scnn_core.atomic import atomic_path, remove_stale_temporaries
-from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.errors import CheckpointError, StorageError
-from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.train import train
+from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint, save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
+from fast_scnn_core.train.loop import train
 
 
 def payload() -> dict:

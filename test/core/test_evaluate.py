@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.cli import main
-from fast_scnn_core.evaluate import confusion_matrix, metrics_from_confusion
 from fast_scnn_core.labels import CITYSCAPES, ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.metrics import confusion_matrix, metrics_from_confusion
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 ABC = ClassSet(("a", "b", "c"), ((1, 1, 1), (2, 2, 2), (3, 3, 3)))
 

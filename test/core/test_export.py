@@ -15,9 +15,8 @@ import torch
 from models import TINY, trained_like
 
 from fast_scnn_core import cli
-from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.errors import FastSCNNError
-from fast_scnn_core.export import (
+from fast_scnn_core.infer.graph import (
     SegmentationGraph,
     check_export,
     example_input,
@@ -25,8 +24,9 @@ from fast_scnn_core.export import (
     pipeline_graph,
     torchscript,
 )
-from fast_scnn_core.fuse import fold_batchnorm
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.fuse import fold_batchnorm
+from fast_scnn_core.model.network import FastSCNN
 
 
 def session(data: bytes) -> ort.InferenceSession:

@@ -15,12 +15,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from models import TINY, trained_like
 
-from fast_scnn_core import inference
-from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, load_checkpoint, save_checkpoint
 from fast_scnn_core.errors import CheckpointError, ConfigError, InputError
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer import segmenter as inference
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, load_checkpoint, save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_a_batch_is_checked_like_an_image() -> None:
 
 def test_every_option_is_described_once_with_its_bounds() -> None:
     """The public schema the node's descriptors and the CLI derive from (InferenceConfig's field metadata)."""
-    from fast_scnn_core.inference import option_choices, option_help, option_range
+    from fast_scnn_core.infer.segmenter import option_choices, option_help, option_range
 
     assert option_range("width") == option_range("height") == (0, 16384)
     assert option_range("threads") == (0, 1024)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fast_scnn_core.model import Bottleneck, DSConv, FastSCNN, adaptive_avg_pool2d, count_parameters
+from fast_scnn_core.model.network import Bottleneck, DSConv, FastSCNN, adaptive_avg_pool2d, count_parameters
 
 PAPER_PARAMETERS = 1_110_000
 

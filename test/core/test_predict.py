@@ -10,9 +10,9 @@ import pytest
 from models import TINY
 
 from fast_scnn_core import cli
-from fast_scnn_core.checkpoint import save_checkpoint
-from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fast_scnn_core.checkpoint import load_checkpoint
 from fast_scnn_core.cli import main
 from fast_scnn_core.errors import ConfigError, FastSCNNError
-from fast_scnn_core.model import FastSCNN
-from fast_scnn_core.train import (
+from fast_scnn_core.model.checkpoint import load_checkpoint
+from fast_scnn_core.model.network import FastSCNN
+from fast_scnn_core.train.loop import (
     Distributed,
     TrainConfig,
     is_depthwise,
@@ -267,7 +267,7 @@ def test_nan_loss_read_every_log_every_still_stops_before_any_save(
 
 def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
     from fast_scnn_core.labels import CITYSCAPES
-    from fast_scnn_core.train import RunState
+    from fast_scnn_core.train.loop import RunState
 
     config = TrainConfig(run_dir=str(tmp_path / "run"))
     state = RunState.create(config, CITYSCAPES, Distributed(torch.device("cpu")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fast_scnn_core.visualize import class_mask, colorize, overlay
+from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (48, 80, 3), dtype=np.uint8)

@@ -24,9 +24,9 @@ import rclpy
 from harness import REPO, NodeProcess, Ros2, RosHarness
 from workspace import Workspace, build_workspace
 
-from fast_scnn_core.checkpoint import save_checkpoint
 from fast_scnn_core.labels import ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 # "traffic light" exercises topic-name sanitising (masks/traffic_light).
 CLASSES = ClassSet(("road", "traffic light", "sky"), ((128, 64, 128), (250, 170, 30), (70, 130, 180)))

@@ -23,8 +23,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Header
 
-from fast_scnn_ros import process
 from fast_scnn_ros.node import NODE_NAME, diagnostic_name
+from fast_scnn_ros.tools import process
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "config/segment.yaml"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fast_scnn_core.label_bag import output_topics
+from fast_scnn_core.bags.label import output_topics
 from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
 from fast_scnn_ros import node
 

@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from harness import NodeProcess, RosHarness, random_rgb
 from sensor_msgs.msg import CameraInfo, Image
 
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
 
 NODE = "fast_scnn_ring"

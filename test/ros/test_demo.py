@@ -14,7 +14,7 @@ def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, "-m", "fast_scnn_ros.demo", "--out", str(out), "--epochs", "1", "--frames", "6"],
+        [sys.executable, "-m", "fast_scnn_ros.tools.demo", "--out", str(out), "--epochs", "1", "--frames", "6"],
         capture_output=True,
         text=True,
         env=env,

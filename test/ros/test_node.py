@@ -18,8 +18,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from fast_scnn_core.inference import Segmenter
-from fast_scnn_core.visualize import overlay
+from fast_scnn_core.infer.segmenter import Segmenter
+from fast_scnn_core.infer.visualize import overlay
 from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
 
 H, W = 64, 96

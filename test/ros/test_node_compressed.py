@@ -12,7 +12,7 @@ import pytest
 from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
 from sensor_msgs.msg import CompressedImage, Image
 
-from fast_scnn_core.inference import Segmenter
+from fast_scnn_core.infer.segmenter import Segmenter
 from fast_scnn_ros.conversions import image_to_numpy, rgb8_to_compressed
 
 H, W = 64, 96

@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 from conftest import CLASSES
 
+from fast_scnn_core.cli.predict import ENGINE_OPTIONS, add_engine_arguments
 from fast_scnn_core.errors import ConfigError
-from fast_scnn_core.inference import InferenceConfig, option_choices, option_help, option_range
-from fast_scnn_core.predict import ENGINE_OPTIONS, add_engine_arguments
+from fast_scnn_core.infer.segmenter import InferenceConfig, option_choices, option_help, option_range
 from fast_scnn_ros.params import (
     SPECS,
     UNCONFIGURED_ONLY,

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import check_replaceable, staged_directory
-from fast_scnn_core.bags import (
+from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
     Frame,
     SkipLog,
@@ -47,10 +47,10 @@ from fast_scnn_core.bags import (
     resolve_image_topics,
     sigterm_as_interrupt,
 )
+from fast_scnn_core.cli.predict import add_engine_arguments, engine_config
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import class_set_yaml
-from fast_scnn_core.predict import add_engine_arguments, engine_config
 
 SPLITS = ("train", "val")
 

@@ -31,7 +31,7 @@ from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import check_replaceable, partial_path, staged_directory
-from fast_scnn_core.bags import (
+from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
     STORAGES,
     BackgroundWriter,
@@ -50,11 +50,11 @@ from fast_scnn_core.bags import (
     sigterm_as_interrupt,
     storage_of,
 )
+from fast_scnn_core.cli.predict import add_engine_arguments, engine_config
 from fast_scnn_core.errors import ConfigError, FastSCNNError, InputError
-from fast_scnn_core.inference import Segmenter
+from fast_scnn_core.infer.segmenter import Segmenter
+from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
 from fast_scnn_core.labels import mask_class_ids, mask_topic_names
-from fast_scnn_core.predict import add_engine_arguments, engine_config
-from fast_scnn_core.visualize import class_mask, colorize, overlay
 
 # CPU: batches beyond a few frames measured no faster (docs/benchmarks.md) and only hold more memory.
 CPU_BATCH = 4

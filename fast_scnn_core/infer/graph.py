@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from fast_scnn_core.atomic import atomic_write_bytes
-from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
 from fast_scnn_core.errors import ConfigError, FastSCNNError
-from fast_scnn_core.fuse import fold_batchnorm
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
+from fast_scnn_core.model.fuse import fold_batchnorm
+from fast_scnn_core.model.network import FastSCNN
 
 Exporter = Literal["legacy", "dynamo"]
 OPSET = 17

@@ -28,13 +28,13 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from fast_scnn_core.checkpoint import class_set_of, load_checkpoint
 from fast_scnn_core.data.synthetic import synthetic_frame
-from fast_scnn_core.evaluate import confusion_matrix, metrics_from_confusion
-from fast_scnn_core.visualize import colorize, overlay
+from fast_scnn_core.infer.visualize import colorize, overlay
+from fast_scnn_core.metrics import confusion_matrix, metrics_from_confusion
+from fast_scnn_core.model.checkpoint import class_set_of, load_checkpoint
 from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
 from fast_scnn_ros.node import diagnostic_name
-from fast_scnn_ros.process import NodeProcess, installed_config
+from fast_scnn_ros.tools.process import NodeProcess, installed_config
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_CLASSES = ("road", "car", "person")

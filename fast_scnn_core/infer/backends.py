@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from fast_scnn_core.errors import ConfigError
-from fast_scnn_core.export import SegmentationGraph, onnx_bytes
+from fast_scnn_core.infer.graph import SegmentationGraph, onnx_bytes
 
 Outputs = tuple[torch.Tensor, torch.Tensor | None]
 

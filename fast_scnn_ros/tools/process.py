@@ -1,7 +1,7 @@
 """Start the installed segmentation_node as its own process, the way `segment.launch.py` does.
 
 One helper for everything that runs the node next to itself: the tests (test/ros), `make demo`
-(fast_scnn_ros/demo.py) and the benchmarks (bench/node_latency.py, bench/soak.py, bench/camera_ring.py). The node
+(fast_scnn_ros/tools/demo.py) and the benchmarks (bench/node_latency.py, bench/soak.py, bench/camera_ring.py). The node
 is the installed executable `<prefix>/lib/fast_scnn_ros/segmentation_node` (or `segmentation_lifecycle_node`) with
 `--ros-args`: the installed parameters file, `-p` overrides and `-r` remaps, as launch passes them, and the Fast
 DDS profile for large images in its environment (launch's `fastdds_profile` default). It runs in its own session

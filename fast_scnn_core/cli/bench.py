@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from fast_scnn_core.atomic import atomic_write_text
-from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint
 from fast_scnn_core.errors import ConfigError
-from fast_scnn_core.inference import InferenceConfig, Segmenter
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 PAPER_SIZES = ((1024, 2048), (512, 1024), (256, 512))
 QUICK_SIZES = ((64, 128), (96, 160))
@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         mean, std = tuple(payload["mean"]), tuple(payload["std"])
     else:
         model, classes = FastSCNN(CITYSCAPES.num_classes, aux=False), CITYSCAPES
-        from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+        from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])] if args.devices == "auto" else None
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--modes {args.modes!r}: expected cls, prob or cls,prob")
     image = None
     if args.image:
-        from fast_scnn_core.predict import read_rgb
+        from fast_scnn_core.cli.predict import read_rgb
 
         image = read_rgb(Path(args.image))
     command = "fast-scnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "fast-scnn bench"

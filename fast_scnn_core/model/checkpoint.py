@@ -26,7 +26,7 @@ from fast_scnn_core.atomic import atomic_write_bytes
 from fast_scnn_core.config import from_dict, quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
-from fast_scnn_core.model import ARCH_VERSION, AUX_PREFIXES, FastSCNN
+from fast_scnn_core.model.network import ARCH_VERSION, AUX_PREFIXES, FastSCNN
 
 FORMAT_VERSION = 1
 ARCHITECTURE = "fast_scnn"

@@ -27,11 +27,11 @@ from tqdm import tqdm
 from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from fast_scnn_core.data.dataset import header_size
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
-from fast_scnn_core.inference import InferenceConfig, Segmenter
-from fast_scnn_core.inference_config import add_option_argument
+from fast_scnn_core.infer.options import add_option_argument
+from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
+from fast_scnn_core.infer.visualize import colorize, overlay
 from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
 from fast_scnn_core.limits import size_problem
-from fast_scnn_core.visualize import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")

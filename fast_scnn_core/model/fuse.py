@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from fast_scnn_core.model import ConvBN, FastSCNN
+from fast_scnn_core.model.network import ConvBN, FastSCNN
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

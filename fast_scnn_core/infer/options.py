@@ -2,7 +2,7 @@
 
 Free of torch (and of anything heavy): the ROS node's parameter schema (`fast_scnn_ros.params`), the
 launch file's argument descriptions and the CLI flags read the options' help and bounds from here
-without paying torch's import. `fast_scnn_core.inference` re-exports every name.
+without paying torch's import. `fast_scnn_core.infer.segmenter` re-exports every name.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fast_scnn_core.model import FastSCNN, count_parameters
+from fast_scnn_core.model.network import FastSCNN, count_parameters
 
 PAPER_RESOLUTIONS: tuple[tuple[int, int], ...] = ((1024, 2048), (512, 1024), (256, 512))
 PAPER_PARAMETERS = 1_110_000

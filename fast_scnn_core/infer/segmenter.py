@@ -14,7 +14,6 @@ bilinear interpolation, which is cheaper than upsampling C-channel logits to the
 from __future__ import annotations
 
 import copy
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
 from fast_scnn_core.errors import ConfigError, InputError
-from fast_scnn_core.export import SegmentationGraph
-from fast_scnn_core.fuse import fold_batchnorm
-from fast_scnn_core.inference_config import (  # re-exported: the options are part of the engine's API
+from fast_scnn_core.infer.device import resolve_backend, resolve_device
+from fast_scnn_core.infer.graph import SegmentationGraph
+from fast_scnn_core.infer.options import (  # re-exported: the options are part of the engine's API
     GPU_BATCH,
     MAX_THREADS,
     InferenceConfig,
@@ -37,7 +35,9 @@ from fast_scnn_core.inference_config import (  # re-exported: the options are pa
 )
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.limits import size_problem
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
+from fast_scnn_core.model.fuse import fold_batchnorm
+from fast_scnn_core.model.network import FastSCNN
 
 __all__ = [
     "MAX_THREADS",
@@ -65,33 +65,6 @@ class Segmentation:
     confidence: np.ndarray | None = None
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> first CUDA device if there is one, else CPU; `cuda:N` checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for, but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type != "cpu":
-        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
-    return device
-
-
-def resolve_backend(name: str, device: torch.device) -> str:
-    """`auto` -> onnxruntime on the CPU when it is installed, else torch; other names unchanged."""
-    if name != "auto":
-        return name
-    if device.type == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
-        return "onnxruntime"
-    return "torch"
-
-
 class Segmenter:
     """Runs Fast-SCNN on uint8 RGB images: `segmenter(image)` -> Segmentation."""
 
@@ -113,19 +86,19 @@ class Segmenter:
         torch.set_num_threads(config.threads or _LIBRARY_THREADS)
         model = copy.deepcopy(model).cpu().float().eval()  # the caller's model is left as it was
         if self.backend == "torch":
-            from fast_scnn_core.backends import TorchEngine
+            from fast_scnn_core.infer.backends import TorchEngine
 
             graph = SegmentationGraph(fold_batchnorm(model) if config.optimize else model, mean, std, config.mode)
             self.engine = TorchEngine(
                 graph, self.device, fp16=fp16, channels_last=config.optimize, compile=config.compile
             )
         elif self.backend == "onnxruntime":
-            from fast_scnn_core.backends import OnnxRuntimeEngine
+            from fast_scnn_core.infer.backends import OnnxRuntimeEngine
 
             graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             self.engine = OnnxRuntimeEngine(graph, self.device, threads=config.threads, fp16=fp16)
         else:
-            from fast_scnn_core.backends import TensorRTEngine
+            from fast_scnn_core.infer.backends import TensorRTEngine
 
             graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             size = (config.height or 512, config.width or 1024)

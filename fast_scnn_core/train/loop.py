@@ -44,16 +44,16 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_write_text, remove_stale_temporaries
-from fast_scnn_core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.config import load_config, to_dict
 from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset, worker_error
 from fast_scnn_core.data.transforms import normalize, train_transform
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError, FastSCNNError
-from fast_scnn_core.evaluate import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
-from fast_scnn_core.inference import resolve_device
+from fast_scnn_core.infer.device import resolve_device
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
-from fast_scnn_core.model import FastSCNN
+from fast_scnn_core.metrics import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
+from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint
+from fast_scnn_core.model.network import FastSCNN
 
 
 @dataclass
@@ -703,7 +703,7 @@ def _report(state: RunState, metrics: dict[str, Any], confusion: torch.Tensor, w
     latest = {**metrics, "confusion": confusion.cpu().tolist()}
     atomic_write_text(run_dir / "metrics.json", to_json({"latest": latest, "history": state.history}))
     if state.config.plots:
-        from fast_scnn_core import plots
+        from fast_scnn_core.train import plots
 
         names = list(metrics["class_iou"])
         plots.plot_curves(state.history, run_dir / "plots" / "curves.png")

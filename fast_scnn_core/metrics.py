@@ -24,14 +24,14 @@ from torch import nn
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_write_text
-from fast_scnn_core.checkpoint import build_model, class_set_of, load_checkpoint
 from fast_scnn_core.data import BUILDERS, DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset, identity_lookup, read_class_ids, worker_error
 from fast_scnn_core.data.transforms import normalize
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError
-from fast_scnn_core.inference import resolve_device
-from fast_scnn_core.inference_config import add_option_argument
+from fast_scnn_core.infer.device import resolve_device
+from fast_scnn_core.infer.options import add_option_argument
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
+from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Inference: options (torch-free), device choice, the one export/runtime graph, backends, Segmenter, visualisation."""
