@@ -27,8 +27,8 @@ from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.data import BUILDERS, DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset, identity_lookup, read_class_ids, worker_error
 from fast_scnn_core.data.transforms import normalize
+from fast_scnn_core.device import resolve_device
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError
-from fast_scnn_core.infer.device import resolve_device
 from fast_scnn_core.infer.options import add_option_argument
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint

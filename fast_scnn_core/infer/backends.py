@@ -12,10 +12,22 @@ without the `onnx` extra.
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 
 from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.infer.graph import SegmentationGraph, onnx_bytes
+
+
+def resolve_backend(name: str, device: torch.device) -> str:
+    """`auto` -> onnxruntime on the CPU when it is installed, else torch; other names unchanged."""
+    if name != "auto":
+        return name
+    if device.type == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
+        return "onnxruntime"
+    return "torch"
+
 
 Outputs = tuple[torch.Tensor, torch.Tensor | None]
 

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fast_scnn_core.device import resolve_device
 from fast_scnn_core.errors import ConfigError, InputError
-from fast_scnn_core.infer.device import resolve_backend, resolve_device
+from fast_scnn_core.infer.backends import resolve_backend
 from fast_scnn_core.infer.graph import SegmentationGraph
 from fast_scnn_core.infer.options import (  # re-exported: the options are part of the engine's API
     GPU_BATCH,

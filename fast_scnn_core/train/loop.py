@@ -48,8 +48,8 @@ from fast_scnn_core.config import load_config, to_dict
 from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.dataset import SegmentationDataset, worker_error
 from fast_scnn_core.data.transforms import normalize, train_transform
+from fast_scnn_core.device import resolve_device
 from fast_scnn_core.errors import CheckpointError, ConfigError, DataError, FastSCNNError
-from fast_scnn_core.infer.device import resolve_device
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 from fast_scnn_core.metrics import evaluate_model, metrics_from_confusion, no_labelled_pixels, to_json
 from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, class_set_of, load_checkpoint, save_checkpoint

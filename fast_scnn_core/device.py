@@ -1,8 +1,9 @@
-"""Which device and backend an engine runs on: `auto` resolved, a named CUDA device checked to exist."""
+"""The torch device a program runs on: `auto` resolved, a named CUDA device checked to exist.
+
+A base module: training and inference both choose their device here (neither imports the other).
+"""
 
 from __future__ import annotations
-
-import importlib.util
 
 import torch
 
@@ -25,12 +26,3 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
     return device
-
-
-def resolve_backend(name: str, device: torch.device) -> str:
-    """`auto` -> onnxruntime on the CPU when it is installed, else torch; other names unchanged."""
-    if name != "auto":
-        return name
-    if device.type == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
-        return "onnxruntime"
-    return "torch"
