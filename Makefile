@@ -11,7 +11,7 @@ CONSTRAINTS := requirements/constraints.txt
 ROS2_CLI ?= ../shared/ros2-cli/install.sh
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test lint demo constraints clean
+.PHONY: venv test test-fast lint demo constraints clean
 
 $(VENV)/.deps: setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +23,26 @@ $(VENV)/.deps: setup.py $(CONSTRAINTS)
 	touch $@
 
 # The project itself is reinstalled every time (seconds): the ament-index layout under the venv prefix
-# (lib/<pkg>/, share/) must match the tree the tests run against.
+# (lib/<pkg>/, share/) must match the tree the tests run against. `source $(VENV)/bin/activate` then readies a
+# shell for fast-scnn, ros2 run and ros2 launch (activate_ament.sh adds AMENT_PREFIX_PATH to it, once).
 venv: $(VENV)/.deps
 	$(PIP) install --quiet --no-deps --no-build-isolation --force-reinstall --no-compile .
+	sh requirements/activate_ament.sh $(VENV)
 
-test: venv
+# Everything (what CI runs); the 25 slowest tests are listed at the end.
+test: lint
+	$(PY) -m pytest --durations=25
+
+# The unit tier: no node process or ros2 command, no subprocess, no training run (the markers are in
+# pyproject.toml); a few minutes on 2 cores.
+test-fast: lint
+	$(PY) -m pytest -m "not ros_process and not cli and not training"
+
+# ruff, and the layer rule of README "Architecture" (import-linter; contracts in pyproject.toml).
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
-
-lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 constraints: $(VENV)/.deps
 	( echo "# Exact versions CI and the README install with (pip -c). Regenerate after a deliberate upgrade:"; \
@@ -47,3 +56,4 @@ clean:
 # The newcomer's demo: synthetic data, a few minutes of training, the real node, a camera and a planner.
 demo: venv
 	$(PY) -m fast_scnn_ros.tools.demo --out demo
+	@echo "Your shell, ready for fast-scnn, ros2 run and ros2 launch:  source $(VENV)/bin/activate"

@@ -66,6 +66,7 @@ setup(
         "test": [
             "pytest>=8",
             "ruff>=0.6",
+            "import-linter>=2.1",  # the layer rule (pyproject.toml [tool.importlinter]), checked by make test
             "colcon-common-extensions>=0.3",
             "hypothesis>=6.100",
             "psutil>=5.9",  # bench/soak.py samples the node's RSS, threads and CPU time

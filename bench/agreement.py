@@ -23,7 +23,7 @@ from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
-from fast_scnn_core.train.loop import segmentation_loss
+from fast_scnn_core.train.recipe import segmentation_loss
 
 CLASSES = ClassSet(
     ("road", "sky", "building", "vegetation", "car"),

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from fast_scnn_core import cli
-from fast_scnn_core.bags import label as label_bag_command
 from fast_scnn_core.bags.io import (
     COMPRESSED_IMAGE,
     TYPESTORE,
@@ -36,10 +35,13 @@ from fast_scnn_core.bags.io import (
     open_bag,
     serialize_image,
 )
+from fast_scnn_core.bags.label import CPU_BATCH
+from fast_scnn_core.cli import label_bag as label_bag_command
 from fast_scnn_core.data.synthetic import synthetic_frame
 from fast_scnn_core.image_msgs import compress_rgb8
 from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES
+from fast_scnn_core.limits import parse_size
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 
@@ -101,56 +103,69 @@ def label_bag_rate(segmenter: Segmenter, bag: Path, out: Path, batch: int, compr
     return count / seconds
 
 
-def main() -> None:
+def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, help="default: an untrained 19-class checkpoint")
     parser.add_argument("--size", default="512x1024", help="HxW of the recorded frames")
     parser.add_argument("--frames", type=int, default=60, help="frames per bag")
-    parser.add_argument("--batch", type=int, default=label_bag_command.CPU_BATCH)
+    parser.add_argument("--batch", type=int, default=CPU_BATCH)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--node", action="store_true", help="also time the live node (bench/node_latency.py)")
-    options = parser.parse_args()
-    height, width = (int(v) for v in options.size.split("x"))
+    return parser.parse_args()
+
+
+def measure(options: argparse.Namespace, root: Path, frames: list[np.ndarray]) -> tuple[Segmenter, dict]:
+    """The Segmenter and {variant: frames/s of each repeat}, variants interleaved over the repeats."""
+    checkpoint = options.checkpoint
+    if checkpoint is None:
+        checkpoint = root / "untrained19.pt"
+        save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
+    segmenter = Segmenter.from_checkpoint(
+        checkpoint, InferenceConfig(checkpoint=str(checkpoint), device=options.device)
+    )
+    bags = {
+        "label-bag, rgb8 Image, mcap": (root / "rgb8_mcap", "mcap", False),
+        "label-bag, rgb8 Image, sqlite3": (root / "rgb8_sqlite3", "sqlite3", False),
+        "label-bag, jpeg CompressedImage, mcap": (root / "jpeg_mcap", "mcap", True),
+    }
+    for path, storage, compressed in bags.values():
+        write_bag(path, storage, frames, options.frames, compressed)
+    segmenter_rate(segmenter, frames, 2 * options.batch, options.batch)  # warm-up
+    rates: dict[str, list[float]] = {}
+    batched = f"Segmenter alone, batch {options.batch}, frames in memory"
+    single = "Segmenter alone, batch 1 (as the node runs it)"
+    for _ in range(options.repeats):  # interleaved, so load from other processes hits every variant alike
+        rates.setdefault(batched, []).append(segmenter_rate(segmenter, frames, options.frames, options.batch))
+        rates.setdefault(single, []).append(segmenter_rate(segmenter, frames, options.frames, 1))
+        for name, (path, _, compressed) in bags.items():
+            rates.setdefault(name, []).append(label_bag_rate(segmenter, path, root / "out", options.batch, compressed))
+    if options.node:
+        rates["live node, one frame at a time (publish -> labels)"] = [node_rate(checkpoint, frames[0], options)]
+    return segmenter, rates
+
+
+def node_rate(checkpoint: Path, frame: np.ndarray, options: argparse.Namespace) -> float:
+    """Frames/s of the live node, one frame at a time (bench/node_latency.py; needs the installed node and rclpy)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import node_latency
+    import rclpy
+
+    rclpy.init()
+    try:
+        result = node_latency.measure(checkpoint, frame, 10, 2, options.device)
+    finally:
+        rclpy.shutdown()
+    return 1e3 / result["end_to_end"]
+
+
+def main() -> None:
+    options = parse_options()
+    height, width = parse_size(options.size, minimum=1)
     frames = [synthetic_frame(i, height, width, split="val")[0] for i in range(8)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        checkpoint = options.checkpoint
-        if checkpoint is None:
-            checkpoint = root / "untrained19.pt"
-            save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
-        segmenter = Segmenter.from_checkpoint(
-            checkpoint, InferenceConfig(checkpoint=str(checkpoint), device=options.device)
-        )
-        bags = {
-            "label-bag, rgb8 Image, mcap": (root / "rgb8_mcap", "mcap", False),
-            "label-bag, rgb8 Image, sqlite3": (root / "rgb8_sqlite3", "sqlite3", False),
-            "label-bag, jpeg CompressedImage, mcap": (root / "jpeg_mcap", "mcap", True),
-        }
-        for path, storage, compressed in bags.values():
-            write_bag(path, storage, frames, options.frames, compressed)
-        segmenter_rate(segmenter, frames, 2 * options.batch, options.batch)  # warm-up
-        rates: dict[str, list[float]] = {}
-        batched = f"Segmenter alone, batch {options.batch}, frames in memory"
-        single = "Segmenter alone, batch 1 (as the node runs it)"
-        for _ in range(options.repeats):  # interleaved, so load from other processes hits every variant alike
-            rates.setdefault(batched, []).append(segmenter_rate(segmenter, frames, options.frames, options.batch))
-            rates.setdefault(single, []).append(segmenter_rate(segmenter, frames, options.frames, 1))
-            for name, (path, _, compressed) in bags.items():
-                rate = label_bag_rate(segmenter, path, root / "out", options.batch, compressed)
-                rates.setdefault(name, []).append(rate)
-        if options.node:
-            sys.path.insert(0, str(Path(__file__).parent))
-            import node_latency
-            import rclpy
-
-            rclpy.init()
-            try:
-                result = node_latency.measure(checkpoint, frames[0], 10, 2, options.device)
-            finally:
-                rclpy.shutdown()
-            rates["live node, one frame at a time (publish -> labels)"] = [1e3 / result["end_to_end"]]
-    reference = float(np.median(rates[batched]))
+        segmenter, rates = measure(options, Path(tmp), frames)
+    reference = float(np.median(rates[f"Segmenter alone, batch {options.batch}, frames in memory"]))
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"backend {segmenter.backend} on {segmenter.device}, {options.size}, {options.frames} frames per bag, "

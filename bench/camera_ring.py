@@ -23,29 +23,26 @@ process. Prints markdown tables; docs/ros.md records the numbers.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-
 import argparse
+import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from fast_scnn_core.labels import CITYSCAPES
+from fast_scnn_core.limits import parse_size
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
+from fast_scnn_ros.names import LABELS_TOPIC
+from fast_scnn_ros.tools.probe import Collector, Probe, Stamp, stamp_key, use_private_domain
 from fast_scnn_ros.tools.process import NodeProcess, use_large_images_profile
 
 START_TIMEOUT = 300.0  # four nodes importing torch and exporting the model at once on a loaded 2-core machine
@@ -111,103 +108,113 @@ class Result:
         return float(np.percentile(self.latency_ms, percentile)) if self.latency_ms else float("nan")
 
 
-def measure(nodes: dict[str, NodeProcess], cameras: list[str], options: argparse.Namespace) -> Result:
-    """Stream every camera to the running nodes (by namespace); measure after the warm-up."""
-    node = rclpy.create_node("camera_ring_bench")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    sent: dict[tuple[str, int], float] = {}
-    received: dict[tuple[str, int], float] = {}
-
-    def on_labels(camera: str) -> Callable[[Image], None]:
-        return lambda m: received.setdefault((camera, m.header.stamp.sec), time.perf_counter())
-
-    publishers = {
-        camera: node.create_publisher(Image, f"/{camera}/image", qos_profile_sensor_data) for camera in cameras
-    }
-    for camera in cameras:
-        node.create_subscription(Image, f"/{camera}/segmentation/labels", on_labels(camera), 10)
-    size = tuple(int(v) for v in options.size.split("x"))
-    frames = {
-        camera: numpy_to_image(np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8), "rgb8")
-        for i, camera in enumerate(cameras)
-    }
-    try:
-        for namespace, proc in nodes.items():  # a node pushed into /<camera> is up once it takes that camera's frames
-            camera = namespace.lstrip("/") or cameras[0]
-            proc.wait_ready(executor, node, publishers[camera], START_TIMEOUT, f"{namespace}/segmentation/class_info")
-        while not all(p.get_subscription_count() for p in publishers.values()):
-            executor.spin_once(timeout_sec=0.1)
-        start = time.perf_counter()
-        window = (start + options.warmup, start + options.warmup + options.seconds)
-        cpu: dict[str, float] = {}
-        memory: list[tuple[float, float]] = []
-        stamp, next_send = 0, start
-        while time.perf_counter() < window[1] + 2.0:  # labels of the window's last frames arrive after it
-            now = time.perf_counter()
-            if next_send <= now < window[1]:
-                stamp += 1
-                for camera in cameras:
-                    frames[camera].header.stamp.sec = stamp
-                    publishers[camera].publish(frames[camera])
-                    sent[(camera, stamp)] = time.perf_counter()
-                next_send += 1.0 / options.rate
-            if "start" not in cpu and now >= window[0]:
-                cpu["start"] = sum(cpu_seconds(n.pid) for n in nodes.values())
-            if "end" not in cpu and now >= window[1]:
-                cpu["end"] = sum(cpu_seconds(n.pid) for n in nodes.values())
-                memory = [memory_mb(n.pid) for n in nodes.values()]
-            executor.spin_once(timeout_sec=0.001)
-        labelled = [key for key, t in sent.items() if window[0] <= t < window[1] and key in received]
-        return Result(
-            rss_mb=sum(m[0] for m in memory),
-            pss_mb=sum(m[1] for m in memory),
-            cpu_ms_per_frame=1e3 * (cpu["end"] - cpu["start"]) / max(len(labelled), 1),
-            fps={camera: sum(key[0] == camera for key in labelled) / options.seconds for camera in cameras},
-            latency_ms=[1e3 * (received[key] - sent[key]) for key in labelled],
+def wait_ready(probe: Probe, nodes: dict[str, NodeProcess], cameras: list[str]) -> None:
+    """Until every node is up and every camera's stream is subscribed."""
+    for namespace, proc in nodes.items():  # a node pushed into /<camera> is up once it takes that camera's frames
+        camera = namespace.lstrip("/") or cameras[0]
+        probe.wait_ready(
+            proc, f"/{camera}/image", qos=qos_profile_sensor_data, namespace=namespace, timeout=START_TIMEOUT
         )
+    publishers = [probe.publisher(Image, f"/{camera}/image", qos_profile_sensor_data) for camera in cameras]
+    probe.spin_until(lambda: all(p.get_subscription_count() for p in publishers), timeout=START_TIMEOUT)
+
+
+@dataclass
+class Window:
+    """What one streaming run saw: send times by (camera, stamp), the nodes' CPU seconds and memory."""
+
+    start: float
+    end: float
+    sent: dict[tuple[str, Stamp], float]
+    cpu_s: float = 0.0
+    memory: tuple[tuple[float, float], ...] = ()
+
+
+def stream(
+    probe: Probe, nodes: dict[str, NodeProcess], frames: dict[str, Image], options: argparse.Namespace
+) -> Window:
+    """Publish every camera's frame at `--rate`, all at the same instants; sample the nodes over the window."""
+    start = time.perf_counter()
+    window = Window(start + options.warmup, start + options.warmup + options.seconds, {})
+    cpu_start: float | None = None
+    next_send = start
+    while time.perf_counter() < window.end + 2.0:  # labels of the window's last frames arrive after it
+        now = time.perf_counter()
+        if next_send <= now < window.end:
+            header = probe.header()
+            for camera, frame in frames.items():
+                frame.header = header
+                probe.publisher(Image, f"/{camera}/image", qos_profile_sensor_data).publish(frame)
+                window.sent[(camera, stamp_key(header.stamp))] = time.perf_counter()
+            next_send += 1.0 / options.rate
+        if cpu_start is None and now >= window.start:
+            cpu_start = sum(cpu_seconds(n.pid) for n in nodes.values())
+        if not window.memory and now >= window.end:
+            window.cpu_s = sum(cpu_seconds(n.pid) for n in nodes.values()) - cpu_start
+            window.memory = tuple(memory_mb(n.pid) for n in nodes.values())
+        probe.executor.spin_once(timeout_sec=0.001)
+    return window
+
+
+def measure(nodes: dict[str, NodeProcess], frames: dict[str, Image], options: argparse.Namespace) -> Result:
+    """Stream every camera to the running nodes (by namespace); measure after the warm-up."""
+    cameras = list(frames)
+    probe = Probe("camera_ring_bench")
+    try:
+        labels: dict[str, Collector] = {
+            camera: probe.collect(Image, f"/{camera}/{LABELS_TOPIC}", keep=False) for camera in cameras
+        }
+        wait_ready(probe, nodes, cameras)
+        window = stream(probe, nodes, frames, options)
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        probe.close()
+    arrivals = {(camera, stamp): t for camera, c in labels.items() for stamp, t in c.arrivals.items()}
+    labelled = [key for key, t in window.sent.items() if window.start <= t < window.end and key in arrivals]
+    return Result(
+        rss_mb=sum(m[0] for m in window.memory),
+        pss_mb=sum(m[1] for m in window.memory),
+        cpu_ms_per_frame=1e3 * window.cpu_s / max(len(labelled), 1),
+        fps={camera: sum(key[0] == camera for key in labelled) / options.seconds for camera in cameras},
+        latency_ms=[1e3 * (arrivals[key] - window.sent[key]) for key in labelled],
+    )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="512x1024", help="HxW of every camera's frames")
-    parser.add_argument("--rate", type=float, default=10.0, help="frames per second of each camera")
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured time")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds streamed before measuring")
-    parser.add_argument("--cameras", nargs="+", default=["front", "rear", "left", "right"])
-    parser.add_argument("--runs", type=int, default=2, help="runs of every setup, in reversed order each run")
-    options = parser.parse_args()
-    cameras = options.cameras
-    load_before = os.getloadavg()
-    use_large_images_profile()  # this process publishes the camera-sized frames
-    rclpy.init()
+def setups(checkpoint: Path, cameras: list[str]) -> dict[str, list[NodeSetup]]:
+    """The compared setups by label: a ring node with max_batch 1 and with a round's batch, one node per camera."""
+    compared = {
+        f"one node, cameras: [{', '.join(cameras)}], max_batch {batch}": [
+            NodeSetup({"checkpoint": checkpoint, "cameras": cameras, "max_batch": batch})
+        ]
+        for batch in (1, len(cameras))
+    }
+    compared[f"{len(cameras)} nodes, one camera each"] = [
+        NodeSetup({"checkpoint": checkpoint}, f"/{camera}") for camera in cameras
+    ]
+    return compared
+
+
+def run_setups(frames: dict[str, Image], options: argparse.Namespace) -> dict[str, list[Result]]:
+    """Every setup `--runs` times, in reversed order every other run; the results by setup."""
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "untrained19.pt"
         save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
-        setups = {
-            f"one node, cameras: [{', '.join(cameras)}], max_batch {batch}": [
-                NodeSetup({"checkpoint": checkpoint, "cameras": cameras, "max_batch": batch})
-            ]
-            for batch in (1, len(cameras))
-        }
-        setups[f"{len(cameras)} nodes, one camera each"] = [
-            NodeSetup({"checkpoint": checkpoint}, f"/{camera}") for camera in cameras
-        ]
-        results: dict[str, list[Result]] = {label: [] for label in setups}
+        compared = setups(checkpoint, list(frames))
+        results: dict[str, list[Result]] = {label: [] for label in compared}
         for run in range(options.runs):
             # Reversed every other run, so that a drift in the machine's load does not favour one setup.
-            for label, node_setups in list(setups.items())[:: -1 if run % 2 else 1]:
+            for label, node_setups in list(compared.items())[:: -1 if run % 2 else 1]:
                 nodes = {n.namespace: n.start(Path(tmp) / f"{run}_{n.namespace.strip('/')}.log") for n in node_setups}
                 try:
-                    results[label].append(measure(nodes, cameras, options))
+                    results[label].append(measure(nodes, frames, options))
                 finally:
                     for proc in nodes.values():
                         proc.stop(timeout=60)
-    rclpy.shutdown()
-    load_after = os.getloadavg()
+    return results
+
+
+def print_tables(results: dict[str, list[Result]], options: argparse.Namespace, loads: list[tuple[float, ...]]) -> None:
+    cameras = options.cameras
+    load_before, load_after = loads
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {options.size} rgb8, "
         f"{len(cameras)} cameras at {options.rate:g} Hz each, {options.seconds:g} s measured after "
@@ -235,6 +242,32 @@ def main() -> None:
             f"labelled frames/s {100 * ring.total_fps / max(separate.total_fps, 1e-9):.0f} %, CPU per labelled frame "
             f"{100 * ring.cpu_ms_per_frame / separate.cpu_ms_per_frame:.0f} %"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="512x1024", help="HxW of every camera's frames")
+    parser.add_argument("--rate", type=float, default=10.0, help="frames per second of each camera")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured time")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds streamed before measuring")
+    parser.add_argument("--cameras", nargs="+", default=["front", "rear", "left", "right"])
+    parser.add_argument("--runs", type=int, default=2, help="runs of every setup, in reversed order each run")
+    options = parser.parse_args()
+    try:
+        size = parse_size(options.size)
+    except ValueError as error:
+        parser.error(str(error))
+    frames = {
+        camera: numpy_to_image(np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8), "rgb8")
+        for i, camera in enumerate(options.cameras)
+    }
+    load_before = os.getloadavg()
+    use_private_domain()  # like the tests
+    use_large_images_profile()  # this process publishes the camera-sized frames
+    rclpy.init()
+    results = run_setups(frames, options)
+    rclpy.shutdown()
+    print_tables(results, options, [load_before, os.getloadavg()])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ import threading
 import time
 from pathlib import Path
 
+from fast_scnn_core.errors import ConfigError
+from fast_scnn_core.limits import parse_size
+from fast_scnn_ros.tools.probe import use_private_domain
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "config/fastdds_large_images.xml"
 TOPIC = "/bench/image"
@@ -141,14 +145,18 @@ def trial(link: tuple[str, ...], size: tuple[int, int], args: argparse.Namespace
     return json.loads(sender.stdout.splitlines()[-1])["sent"], result["received"], result["median_ms"]
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    width, height = (int(v) for v in text.lower().split("x"))
+def width_height(text: str) -> tuple[int, int]:
+    """`1024x512` -> (1024, 512): this bench names camera sizes width first, as docs/ros.md's tables do."""
+    try:
+        width, height = parse_size(text, minimum=1, what="--sizes")  # the one parser; its two sides read as W, H
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1024x512") from None
     return width, height
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(1024, 512), (2048, 1024)], help="WxH")
+    parser.add_argument("--sizes", nargs="+", type=width_height, default=[(1024, 512), (2048, 1024)], help="WxH")
     parser.add_argument("--frames", type=int, default=40, help="frames per trial (default: 40)")
     parser.add_argument("--rate", type=float, default=10.0, help="publisher rate in Hz (default: 10)")
     parser.add_argument("--role", choices=("publish", "subscribe"), help=argparse.SUPPRESS)
@@ -162,8 +170,7 @@ def main() -> None:
         subscribe(args.reliability)
         return
 
-    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    use_private_domain()  # like the tests; both processes of every trial inherit it
     print(f"{platform.machine()}, {os.cpu_count()} cores; {args.frames} frames at {args.rate:g} Hz per cell")
     for link in LINKS:
         name, encoding, pub_reliability, sub_reliability = link

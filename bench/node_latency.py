@@ -4,10 +4,10 @@
                                  [--outputs labels|all] [--against REVISION]
 
 Starts the installed segmentation_node (fast_scnn_ros.tools.process) in its own DDS domain on localhost,
-publishes one rgb8 image at a time and waits for its outputs (no overlap, so no frame is dropped or
-queued), alternating with the Segmenter alone on the same image in this process. `--outputs all`
-also subscribes color, overlay and three mask topics (the node computes only what is subscribed) and
-waits for every one of them. The node's overhead is split with its own per-frame timings
+publishes one rgb8 image at a time (fast_scnn_ros.tools.probe) and waits for its outputs (no overlap, so
+no frame is dropped or queued), alternating with the Segmenter alone on the same image in this process.
+`--outputs all` also subscribes color, overlay and three mask topics (the node computes only what is
+subscribed) and waits for every one of them. The node's overhead is split with its own per-frame timings
 (/diagnostics): DDS transport in and out, wake-up (frame waiting for the worker), conversion, and
 post-processing + publishing. A second table times the post-processing parts in this process; with
 `--against REVISION` the fast_scnn_core/infer/visualize.py of that git revision runs side by side. The
@@ -22,10 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-
-os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-
 import platform
 import subprocess
 import sys
@@ -39,20 +35,24 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 import fast_scnn_core.infer.visualize
+from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import CITYSCAPES, mask_topic_names
+from fast_scnn_core.limits import parse_size
 from fast_scnn_core.model.checkpoint import class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import image_to_rgb8, numpy_to_image
-from fast_scnn_ros.node import diagnostic_name
+from fast_scnn_ros.names import COLOR_TOPIC, IMAGE_TOPIC, LABELS_TOPIC, MASKS_TOPIC, OVERLAY_TOPIC
+from fast_scnn_ros.tools.probe import Collector, Probe, status_values, use_private_domain
 from fast_scnn_ros.tools.process import NodeProcess, Process, node_environment, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
+BENCH_IMAGE = "/bench/image"  # the camera topic, remapped onto the node's input
 MASKS = 3  # --outputs all: masks of the first three classes
 NODE_TIMINGS = ("wait", "convert", "inference", "publish", "end_to_end")
 # The floor: image in, labels of its size out, nothing else; memory set up as the segmentation node's (main()).
@@ -77,15 +77,6 @@ except KeyboardInterrupt:
 """
 
 
-def spin_until(executor, condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        executor.spin_once(timeout_sec=0.005)
-    return True
-
-
 def time_engine(segmenter: Segmenter, rgb: np.ndarray) -> float:
     start = time.perf_counter()
     segmenter(rgb)
@@ -94,130 +85,129 @@ def time_engine(segmenter: Segmenter, rgb: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def start_node(checkpoint: Path, size: tuple[int, ...], options: argparse.Namespace, workdir: Path) -> NodeProcess:
+    """The node under test: what `--outputs` subscribes computed, a diagnostics report every 50 ms."""
+    parameters: dict[str, object] = {"checkpoint": checkpoint, "device": options.device, "diagnostics_period": 0.05}
+    if options.outputs == "all":
+        parameters["mask_classes"] = list(class_set_of(load_checkpoint(checkpoint)).names[:MASKS])
+    return NodeProcess(workdir / f"node_{size[0]}x{size[1]}.log", parameters, {IMAGE_TOPIC: BENCH_IMAGE})
+
+
+def output_topics(checkpoint: Path, options: argparse.Namespace) -> list[str]:
+    """The outputs subscribed and waited for."""
+    if options.outputs == "labels":
+        return [LABELS_TOPIC]
+    masks = [f"{MASKS_TOPIC}/{name}" for name in mask_topic_names(class_set_of(load_checkpoint(checkpoint)))[:MASKS]]
+    return [LABELS_TOPIC, COLOR_TOPIC, OVERLAY_TOPIC, *masks]
+
+
+def alternate(
+    probe: Probe, outputs: list[Collector], segmenter: Segmenter, rgb: np.ndarray, options: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    """Seconds publish -> every output, and of the engine alone, frame by frame (warm-up frames left out)."""
+    # The engine alone runs in a worker thread, as in the node: on a loaded 2-core machine torch's two
+    # OpenMP threads measured 2-5x slower driven from the main thread than from a worker thread.
+    worker = ThreadPoolExecutor(max_workers=1)
+    publisher = probe.publisher(Image, BENCH_IMAGE)
+    end_to_end, engine = [], []
+    try:
+        for i in range(1, options.warmup + options.frames + 1):
+            msg = numpy_to_image(rgb, "rgb8", probe.header())
+            sent = time.perf_counter()
+            publisher.publish(msg)
+            if not probe.spin_until(lambda m=msg: all(c.arrival(m.header.stamp) for c in outputs), 120):
+                arrived = [c.subscription.topic_name for c in outputs if c.arrival(msg.header.stamp)]
+                raise RuntimeError(f"frame {i}: only {arrived} of {len(outputs)} outputs arrived")
+            time.sleep(0.3)  # let the node's threads go idle before this process computes
+            engine_time = worker.submit(time_engine, segmenter, rgb).result()
+            time.sleep(0.3)  # and ours, before the node computes
+            if i > options.warmup:
+                end_to_end.append(max(c.arrival(msg.header.stamp) for c in outputs) - sent)
+                engine.append(engine_time)
+    finally:
+        worker.shutdown()
+    return end_to_end, engine
+
+
+def node_timings(probe: Probe, options: argparse.Namespace) -> dict[int, dict[str, float]]:
+    """The node's own timings (ms) of each measured frame, from its diagnostics."""
+    # Wait for the report holding the last frame, not for the next few: reports queue up in DDS while
+    # this process builds its engine and runs it, and the executor serves the outputs first, so the
+    # next ones taken can be older (under load they were: "a diagnostics window held two frames").
+    last = str(options.warmup + options.frames)
+    reports = lambda: [status_values(status) for status in probe.reports()]  # noqa: E731
+    probe.spin_until(lambda: any(r["frames_processed"] == last and r["inference_ms"] != "nan" for r in reports()), 30)
+    # Frames are sequential and far apart, so a 50 ms diagnostics window holds at most one: the window
+    # whose frames_processed reads i reports frame i's own timings.
+    own: dict[int, dict[str, float]] = {}
+    for r in reports():
+        if r["inference_ms"] != "nan":
+            own[int(r["frames_processed"])] = {k: float(r[f"{k}_ms"]) for k in NODE_TIMINGS}
+    measured = range(options.warmup + 1, options.warmup + options.frames + 1)
+    if not all(i in own for i in measured):
+        raise RuntimeError("a diagnostics window held two frames; use fewer, slower frames")
+    return {i: own[i] for i in measured}
+
+
 def measure(checkpoint: Path, rgb: np.ndarray, options: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """Median latencies (ms): publish -> outputs through the node, the Segmenter alone, the node's own breakdown.
 
     Node and engine-alone runs alternate frame by frame (the node idles while this process infers), so
     both see the same machine load: the bench machine is shared.
     """
-    # The engine alone runs in a worker thread, as in the node: on a loaded 2-core machine torch's two
-    # OpenMP threads measured 2-5x slower driven from the main thread than from a worker thread.
-    worker = ThreadPoolExecutor(max_workers=1)
-    classes = class_set_of(load_checkpoint(checkpoint))
-    topics = ["labels"]
-    parameters: dict[str, object] = {
-        "checkpoint": checkpoint,
-        "device": options.device,
-        "diagnostics_period": 0.05,
-    }
-    if options.outputs == "all":
-        parameters["mask_classes"] = list(classes.names[:MASKS])
-        topics += ["color", "overlay", *(f"masks/{name}" for name in mask_topic_names(classes)[:MASKS])]
-    proc = NodeProcess(workdir / f"node_{rgb.shape[0]}x{rgb.shape[1]}.log", parameters, {"image": "/bench/image"})
-    node = rclpy.create_node("node_latency_bench")
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(node)
+    proc = start_node(checkpoint, rgb.shape, options, workdir)
+    # Diagnostics are held by DDS (up to 1000) while this process runs the engine alone and does not spin.
+    probe = Probe("node_latency_bench", diagnostics_depth=1000)
     try:
-        received: dict[int, dict[str, float]] = {}  # frame -> topic -> arrival
-
-        def on_output(topic: str) -> Callable[[Image], None]:
-            return lambda m: received.setdefault(m.header.stamp.sec, {}).setdefault(topic, time.perf_counter())
-
-        outputs = [node.create_subscription(Image, f"/segmentation/{t}", on_output(t), 10) for t in topics]
-        reports: list[dict[str, str]] = []
-        node.create_subscription(
-            DiagnosticArray,
-            "/diagnostics",
-            lambda a: reports.extend(
-                {kv.key: kv.value for kv in s.values} for s in a.status if s.name == diagnostic_name()
-            ),
-            1000,  # held by DDS while this process runs the engine alone and does not spin
-        )
-        publisher = node.create_publisher(Image, "/bench/image", 10)
-        proc.wait_ready(executor, node, publisher)
+        outputs = [probe.collect(Image, f"/{topic}", keep=False) for topic in output_topics(checkpoint, options)]
+        probe.wait_ready(proc, BENCH_IMAGE)
         # The node computes an output only for matched subscribers: wait until each of ours is.
-        spin_until(executor, lambda: all(s.get_publisher_count() > 0 for s in outputs), 30)
+        probe.spin_until(lambda: all(c.subscription.get_publisher_count() > 0 for c in outputs), 30)
         segmenter = Segmenter.from_checkpoint(
             checkpoint, InferenceConfig(checkpoint=str(checkpoint), device=options.device)
         )
-        end_to_end, engine = [], []
-        for i in range(1, options.warmup + options.frames + 1):
-            msg = numpy_to_image(rgb, "rgb8")
-            msg.header.stamp.sec = i
-            sent = time.perf_counter()
-            publisher.publish(msg)
-            if not spin_until(executor, lambda i=i: len(received.get(i, ())) == len(topics), 120):
-                raise RuntimeError(f"frame {i}: only {sorted(received.get(i, ()))} of {topics} arrived")
-            time.sleep(0.3)  # let the node's threads go idle before this process computes
-            engine_time = worker.submit(time_engine, segmenter, rgb).result()
-            time.sleep(0.3)  # and ours, before the node computes
-            if i > options.warmup:
-                end_to_end.append(max(received[i].values()) - sent)
-                engine.append(engine_time)
-        # Wait for the report holding the last frame, not for the next few: reports queue up in DDS while
-        # this process builds its engine and runs it, and the executor serves the outputs first, so the
-        # next ones taken can be older (under load they were: "a diagnostics window held two frames").
-        last = str(options.warmup + options.frames)
-        spin_until(
-            executor, lambda: any(r["frames_processed"] == last and r["inference_ms"] != "nan" for r in reports), 30
-        )
-        # Frames are sequential and far apart, so a 50 ms diagnostics window holds at most one: the window
-        # whose frames_processed reads i reports frame i's own timings.
-        own: dict[int, dict[str, float]] = {}
-        for r in reports:
-            if r["inference_ms"] != "nan":
-                own[int(r["frames_processed"])] = {k: float(r[f"{k}_ms"]) for k in NODE_TIMINGS}
-        measured = range(options.warmup + 1, options.warmup + options.frames + 1)
-        if not all(i in own for i in measured):
-            raise RuntimeError("a diagnostics window held two frames; use fewer, slower frames")
-        overhead = [1e3 * e - own[i]["inference"] for e, i in zip(end_to_end, measured, strict=True)]
-        transport = [1e3 * e - own[i]["end_to_end"] for e, i in zip(end_to_end, measured, strict=True)]
+        end_to_end, engine = alternate(probe, outputs, segmenter, rgb, options)
+        own = list(node_timings(probe, options).values())
+        overhead = [1e3 * e - o["inference"] for e, o in zip(end_to_end, own, strict=True)]
+        transport = [1e3 * e - o["end_to_end"] for e, o in zip(end_to_end, own, strict=True)]
         return {
             "end_to_end": 1e3 * float(np.median(end_to_end)),
             "engine": 1e3 * float(np.median(engine)),
             "overhead": float(np.median(overhead)),
             "transport": float(np.median(transport)),
-            **{f"node_{k}": float(np.median([own[i][k] for i in measured])) for k in NODE_TIMINGS},
+            **{f"node_{k}": float(np.median([o[k] for o in own])) for k in NODE_TIMINGS},
         }
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        probe.close()
         proc.stop(timeout=60)
-        worker.shutdown()
 
 
 def transport_floor(rgb: np.ndarray, options: argparse.Namespace, workdir: Path) -> list[float]:
     """Round trips (ms) of `rgb` through ECHO_NODE in its own process, one frame at a time as `measure` sends them."""
     echo = Process([sys.executable, "-c", ECHO_NODE], workdir / "echo.log", node_environment())
-    node = rclpy.create_node("node_latency_floor")
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(node)
+    probe = Probe("node_latency_floor")
     try:
-        received: dict[int, float] = {}
-        on_labels = lambda m: received.setdefault(m.header.stamp.sec, time.perf_counter())  # noqa: E731
-        subscription = node.create_subscription(Image, "/echo/labels", on_labels, 10)
-        publisher = node.create_publisher(Image, "/echo/image", rclpy.qos.qos_profile_sensor_data)
-        ready = lambda: publisher.get_subscription_count() > 0 and subscription.get_publisher_count() > 0  # noqa: E731
-        if not spin_until(executor, ready, 60):
+        labels = probe.collect(Image, "/echo/labels", keep=False)
+        publisher = probe.publisher(Image, "/echo/image", qos_profile_sensor_data)
+        ready = lambda: publisher.get_subscription_count() > 0 and labels.subscription.get_publisher_count() > 0  # noqa: E731
+        if not probe.spin_until(ready, 60):
             raise RuntimeError(f"the echo node did not come up:\n{echo.output()}")
         round_trips = []
         for i in range(1, options.warmup + options.frames + 1):
-            msg = numpy_to_image(rgb, "rgb8")
-            msg.header.stamp.sec = i
+            msg = numpy_to_image(rgb, "rgb8", probe.header())
             for _ in range(10):  # best effort: a frame sent just after matching can be lost; the warm-up absorbs it
                 sent = time.perf_counter()
                 publisher.publish(msg)
-                if spin_until(executor, lambda i=i: i in received, 2):
+                if probe.spin_until(lambda m=msg: labels.arrival(m.header.stamp) is not None, 2):
                     break
             else:
                 raise RuntimeError(f"frame {i} did not come back from the echo node:\n{echo.output()}")
             if i > options.warmup:
-                round_trips.append(1e3 * (received[i] - sent))
+                round_trips.append(1e3 * (labels.arrival(msg.header.stamp) - sent))
             time.sleep(0.3)  # the same pace as the node's frames
         return round_trips
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        probe.close()
         echo.stop()
 
 
@@ -275,13 +265,17 @@ def main() -> None:
     parser.add_argument("--against", metavar="REVISION", help="also time visualize.py of this git revision")
     parser.add_argument("--repeats", type=int, default=20, help="calls per post-processing part (default: 20)")
     options = parser.parse_args()
-    sizes = [tuple(int(v) for v in size.split("x")) for size in options.sizes]
+    try:
+        sizes = [parse_size(size, what="--sizes") for size in options.sizes]
+    except ConfigError as error:
+        parser.error(str(error))
     images = {size: np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8) for size in sizes}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = options.checkpoint
         if checkpoint is None:
             checkpoint = Path(tmp) / "untrained19.pt"
             save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
+        use_private_domain()  # like the tests
         use_large_images_profile()  # this process publishes the camera-sized frames
         rclpy.init()
         rows = [(size, measure(checkpoint, images[size], options, Path(tmp))) for size in sizes]

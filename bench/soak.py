@@ -3,9 +3,9 @@
     python bench/soak.py --duration 600 --size 512x1024 [--checkpoint model.pt] [--out bench/results]
 
 Starts the installed segmentation_node (fast_scnn_ros.tools.process; own DDS domain, localhost, the large-
-images profile) and plays a camera and its consumers in this process: rgb8 frames + camera_info with
-sensor-data QoS, subscriptions to every output (labels, color, overlay, confidence, masks,
-camera_info), so the node computes all of them. First it measures the sustainable rate (one frame at
+images profile) and plays a camera and its consumers in this process (fast_scnn_ros.tools.probe): rgb8
+frames + camera_info with sensor-data QoS, subscriptions to every output (labels, color, overlay,
+confidence, masks, camera_info), so the node computes all of them. First it measures the sustainable rate (one frame at
 a time, the next sent when the labels of the last arrive), then publishes at `--rate-factor` (2) times
 that rate for `--duration` seconds, and every `--change-every` seconds sends the next parameter change
 of SCHEDULE through the node's parameter service (the last step of a cycle restores the start). It
@@ -33,32 +33,38 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import psutil
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from fast_scnn_core.atomic import atomic_write_text
+from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.labels import CITYSCAPES, ClassSet, mask_topic_names
-from fast_scnn_core.limits import MAX_SIDE, MIN_SIDE
+from fast_scnn_core.limits import MAX_SIDE, MIN_SIDE, parse_size
 from fast_scnn_core.model.checkpoint import class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_ros.conversions import numpy_to_image
-from fast_scnn_ros.node import NODE_NAME, diagnostic_name
+from fast_scnn_ros.names import (
+    CAMERA_INFO_OUT_TOPIC,
+    CAMERA_INFO_TOPIC,
+    COLOR_TOPIC,
+    CONFIDENCE_TOPIC,
+    IMAGE_TOPIC,
+    LABELS_TOPIC,
+    MASKS_TOPIC,
+    OVERLAY_TOPIC,
+)
+from fast_scnn_ros.tools.probe import Probe, Stamp, stamp_key, use_private_domain
 from fast_scnn_ros.tools.process import NodeProcess, use_large_images_profile
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE_TOPIC = "/soak/image"
-CAMERA_INFO_TOPIC = "/soak/camera_info"
+CAMERA_IMAGE, CAMERA_INFO = "/soak/image", "/soak/camera_info"  # the camera's topics, remapped onto the node's
 COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "bad_messages", "errors")
 MASKS = 2  # the schedule's mask_classes: the first two classes
 
@@ -105,82 +111,51 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 class Soak:
-    """This process's side of the run: camera, consumers, parameter client and sampler, in one executor."""
+    """This process's side of the run: camera, consumers, parameter client and sampler, on one probe."""
 
     def __init__(self, node_process: NodeProcess, height: int, width: int, classes: ClassSet) -> None:
         self.process = node_process
         self.psutil = psutil.Process(node_process.pid)  # segmentation_node execs python: the same pid
-        self.node = rclpy.create_node("fast_scnn_soak")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
+        self.probe = Probe("fast_scnn_soak")
         self.record = Record()
         self.soak_start = float("inf")
         rng = np.random.default_rng(0)
         self.frames = [numpy_to_image(rng.integers(0, 256, (height, width, 3), np.uint8), "rgb8") for _ in range(4)]
-        self.info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
-        self.info.k = [width, 0.0, width / 2, 0.0, width, height / 2, 0.0, 0.0, 1.0]
-        self.info.p = [width, 0.0, width / 2, 0.0, 0.0, width, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-        self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
-        self.info_pub = self.node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data)
-        self.labelled: set[tuple[int, int]] = set()
-        self.node.create_subscription(Image, "/segmentation/labels", self._on_labels, 10)
-        masks = [f"masks/{name}" for name in mask_topic_names(classes)[:MASKS]]
-        for topic in ("color", "overlay", "confidence", *masks):
-            self.node.create_subscription(Image, f"/segmentation/{topic}", self._counter(topic), 10)
-        self.node.create_subscription(CameraInfo, "/segmentation/camera_info", self._counter("camera_info"), 10)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.parameters = AsyncParameterClient(self.node, NODE_NAME)
+        self.camera = self.probe.camera(CAMERA_IMAGE, CAMERA_INFO)
+        self.sent_at: dict[Stamp, float] = {}
+        masks = [f"{MASKS_TOPIC}/{name}" for name in mask_topic_names(classes)[:MASKS]]
+        outputs = [(Image, t) for t in (LABELS_TOPIC, COLOR_TOPIC, OVERLAY_TOPIC, CONFIDENCE_TOPIC, *masks)]
+        self.outputs = {  # every output subscribed, so that the node computes all of them
+            topic.removeprefix("segmentation/"): self.probe.collect(msg_type, f"/{topic}", keep=False)
+            for msg_type, topic in [*outputs, (CameraInfo, CAMERA_INFO_OUT_TOPIC)]
+        }
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.probe.close()
 
-    def _counter(self, topic: str):
-        def count(msg: object) -> None:
-            self.record.outputs[topic] = self.record.outputs.get(topic, 0) + 1
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Spin until `condition()` holds; False after `timeout` or once the node has exited."""
+        return self.probe.spin_until(condition, timeout, self.process)
 
-        return count
-
-    def _on_labels(self, msg: Image) -> None:
-        now = self.node.get_clock().now()
-        self.labelled.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
-        latency = (now - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
-        self.record.labels.append((time.monotonic() - self.soak_start, latency))
-        self.record.outputs["labels"] = self.record.outputs.get("labels", 0) + 1
-
-    def _on_diagnostics(self, array: DiagnosticArray) -> None:
-        for status in array.status:
-            if status.name == diagnostic_name():
-                self.record.diagnostics = {kv.key: kv.value for kv in status.values}
-
-    def publish(self) -> tuple[int, int]:
+    def publish(self) -> Stamp:
         """One camera frame (image + camera_info, same header, stamped now); its stamp."""
-        msg = self.frames[self.record.sent % len(self.frames)]
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = "soak_camera"
-        self.info.header = msg.header
-        self.info_pub.publish(self.info)
-        self.image_pub.publish(msg)
+        header = self.probe.header("soak_camera", now=True)
+        stamp = stamp_key(header.stamp)
+        self.sent_at[stamp] = time.perf_counter()
+        self.camera.publish(self.frames[self.record.sent % len(self.frames)], header)
         self.record.sent += 1
-        return msg.header.stamp.sec, msg.header.stamp.nanosec
-
-    def spin_until(self, condition, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline or not self.process.running():
-                return False
-            self.executor.spin_once(timeout_sec=0.005)
-        return True
+        return stamp
 
     def sustainable_rate(self, seconds: float, warmup_frames: int = 3) -> float:
         """Labelled frames per second with one frame in flight at a time (all outputs subscribed)."""
-        if not self.spin_until(lambda: self.parameters.services_are_ready(), 30):
+        if not self.spin_until(self.probe.parameter_client(atomically=True).service_is_ready, 30):
             raise RuntimeError(f"the node's parameter services did not come up:\n{self.process.output()[-3000:]}")
+        labels = self.outputs["labels"].arrivals
         start, done = 0.0, -warmup_frames  # frames before 0 are warm-up (engine arenas, DDS matching)
         while done <= 0 or time.monotonic() - start < seconds:
             for _ in range(10):  # best effort: a frame lost in transport is sent again
                 stamp = self.publish()
-                if self.spin_until(lambda s=stamp: s in self.labelled, 5.0):
+                if self.spin_until(lambda s=stamp: s in labels, 5.0):
                     break
             else:
                 raise RuntimeError(f"no labels for 10 frames in a row:\n{self.process.output()[-3000:]}")
@@ -193,15 +168,15 @@ class Soak:
         """Publish at `rate` Hz for `duration` s, changing parameters and sampling the node as it goes."""
         # The measurement left no frame in flight: the next report holds its counts, subtracted at the end.
         self.next_report()
-        self.record.diagnostics_at_start = self.record.diagnostics
+        self.record.diagnostics_at_start = self.probe.diagnostics()
         self.record.sent_measuring, self.record.sent = self.record.sent, 0
-        self.record.labels.clear()
-        self.record.outputs.clear()
-        period, now = 1.0 / rate, time.monotonic()
+        for collector in self.outputs.values():
+            collector.clear()
+        period, now = 1.0 / rate, time.perf_counter()
         self.soak_start = now
         end, next_frame, next_change, next_sample = now + duration, now, now + change_every, now
         cpu_start = sum(self.psutil.cpu_times()[:2])
-        while (now := time.monotonic()) < end and self.process.running():
+        while (now := time.perf_counter()) < end and self.process.running():
             if now >= next_frame:
                 self.publish()
                 next_frame = max(next_frame + period, now)  # a late frame is not made up for with a burst
@@ -211,34 +186,40 @@ class Soak:
             if now >= next_sample:
                 self._sample(now - self.soak_start, cpu_start)
                 next_sample += 1.0
-            self.executor.spin_once(timeout_sec=max(0.0, min(next_frame, next_change, next_sample, end) - now))
+            self.probe.executor.spin_once(timeout_sec=max(0.0, min(next_frame, next_change, next_sample, end) - now))
         # The answers still owed (a new engine takes seconds to build), the next diagnostics report, the
         # node's state once more.
         self.spin_until(lambda: all("accepted" in c for c in self.record.changes), 60.0)
         self.next_report()
-        self._sample(time.monotonic() - self.soak_start, cpu_start)
+        self._sample(time.perf_counter() - self.soak_start, cpu_start)
+        self._tally()
+
+    def _tally(self) -> None:
+        """The soak's labels (seconds into the soak, latency ms), outputs received and newest diagnostics."""
+        labels = self.outputs["labels"].arrivals
+        self.record.labels = sorted(
+            (t - self.soak_start, 1e3 * (t - self.sent_at[stamp]))
+            for stamp, t in labels.items()
+            if stamp in self.sent_at
+        )
+        self.record.outputs = {name: c.count for name, c in self.outputs.items() if c.count}
+        self.record.diagnostics = self.probe.diagnostics()
 
     def next_report(self) -> None:
         """Wait for the node's next /diagnostics report (one a second)."""
-        reports = self.record.diagnostics
-        self.spin_until(lambda: self.record.diagnostics is not reports, 5.0)
+        reports = len(self.probe.reports())
+        self.spin_until(lambda: len(self.probe.reports()) > reports, 5.0)
 
     def _change(self, change: Change, at: float) -> None:
         entry: dict[str, object] = {"t": round(at, 1), "values": change.values, "expected": change.accepted}
         self.record.changes.append(entry)
-        # An empty list has no type of its own: the schedule's lists are string arrays (mask_classes).
-        string_array = Parameter.Type.STRING_ARRAY
-        parameters = [
-            Parameter(name, string_array, value) if isinstance(value, list) else Parameter(name, value=value)
-            for name, value in change.values.items()
-        ]
 
         def answered(future) -> None:
             result = future.result().result
             entry.update(accepted=result.successful, reason=result.reason, answer_s=round(time.monotonic() - sent, 2))
 
         sent = time.monotonic()
-        self.parameters.set_parameters_atomically(parameters, callback=answered)
+        self.probe.request_parameters(change.values, atomically=True).add_done_callback(answered)
 
     def _sample(self, at: float, cpu_start: float) -> None:
         try:
@@ -252,7 +233,7 @@ class Soak:
         except psutil.NoSuchProcess:
             return
         sample["load_1min"] = os.getloadavg()[0]
-        sample["labels"] = len(self.record.labels)
+        sample["labels"] = self.outputs["labels"].count
         self.record.samples.append(sample)
 
 
@@ -383,16 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-tolerance", type=float, default=10.0, help="allowed RSS growth in %% (default: 10)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results", help="folder for the JSON and Markdown")
     options = parser.parse_args(argv)
-    height, width = (int(v) for v in options.size.lower().split("x"))
-    if min(height, width) < 2 * MIN_SIDE:
-        parser.error(f"--size {options.size}: the schedule infers at half size, so each side needs {2 * MIN_SIDE}+")
+    try:
+        height, width = parse_size(options.size, minimum=2 * MIN_SIDE)
+    except ConfigError as error:
+        parser.error(f"{error} (the schedule infers at half size)")
     options.steps_per_cycle = len(schedule(height, width, CITYSCAPES))
     if options.warmup is None:
         options.warmup = options.steps_per_cycle * options.change_every
     options.window = min(options.window, max(1.0, (options.duration - options.warmup) / 2))
 
-    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # a private domain, like the tests
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    use_private_domain()  # like the tests
     use_large_images_profile()  # this process publishes the camera-sized frames
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = options.checkpoint
@@ -402,13 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         classes = class_set_of(load_checkpoint(checkpoint))
         parameters = {"checkpoint": checkpoint, "diagnostics_period": 1.0}
         node_process = NodeProcess(
-            Path(tmp) / "node.log", parameters, {"image": IMAGE_TOPIC, "camera_info": CAMERA_INFO_TOPIC}
+            Path(tmp) / "node.log", parameters, {IMAGE_TOPIC: CAMERA_IMAGE, CAMERA_INFO_TOPIC: CAMERA_INFO}
         )
         rclpy.init()
         soak = Soak(node_process, height, width, classes)
         alive, exit_status = False, None
         try:
-            node_process.wait_ready(soak.executor, soak.node, soak.image_pub)
+            soak.probe.wait_ready(node_process, CAMERA_IMAGE, qos=qos_profile_sensor_data)
             rate = soak.sustainable_rate(options.measure)
             print(f"sustainable rate {rate:.2f} fps; publishing at {options.rate_factor * rate:.2f} fps", flush=True)
             soak.run(

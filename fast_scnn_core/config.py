@@ -7,6 +7,7 @@ module only validates and fills it. Unknown keys and wrong types fail with the f
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -116,6 +117,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def read_yaml(path: Path, what: str, error: type[Exception] = ConfigError) -> Any:
+    """The YAML document at `path`; an unreadable or malformed file raises `error` naming the file and `what` it is."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Defaults of `cls`, updated by the YAML file at `path`, then by `key=value` overrides."""
     data: dict[str, Any] = {}
@@ -123,12 +134,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     if path is not None:
         path = Path(path)
         where = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        loaded = read_yaml(path, "config")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -146,14 +152,17 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 
 def shipped_config(name: str) -> Path:
-    """The project's config/<name> where this installation keeps it (for messages that name a config file).
+    """The project's config/<name> where this installation keeps it (segment.yaml, fastdds_large_images.xml, ...).
 
-    `pip install` and `colcon build` put config/ into <prefix>/share/fast_scnn_ros/config (this module is
-    <prefix>/lib/pythonX.Y/site-packages/fast_scnn_core/config.py); a source checkout has it beside the package.
+    `pip install` and `colcon build` put config/ into <prefix>/share/fast_scnn_ros/config: first the prefix
+    this package is installed in (this module is <prefix>/lib/pythonX.Y/site-packages/fast_scnn_core/config.py),
+    then config/ beside the package in a source checkout (what its user edits), then the running Python's prefix
+    (a checkout without config/ run by a venv where the project is installed).
     """
     package = Path(__file__).resolve().parent
-    prefix = package.parents[3] if len(package.parents) > 3 else package  # <prefix>/lib/pythonX.Y/site-packages
-    for folder in (prefix / "share/fast_scnn_ros/config", package.parent / "config"):
+    installed = package.parents[3] / "share/fast_scnn_ros/config" if len(package.parents) > 3 else package
+    running = Path(sys.prefix) / "share/fast_scnn_ros/config"
+    for folder in (installed, package.parent / "config", running):
         if (folder / name).is_file():
             return folder / name
     return Path("config") / name

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fast_scnn_core.config import read_yaml
+
 IGNORE_INDEX = 255
 
 
@@ -156,12 +158,7 @@ def load_class_set(path: str | Path) -> ClassSet:
     Class ids are the list order. `category` is optional but must be given for all or none.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read class definition {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "class definition", ValueError)
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
         raise ValueError(f"{path}: expected a mapping with a 'classes' list of {{name, color[, category]}}")
     names, colors, categories = [], [], []

@@ -1,5 +1,6 @@
 """The node's ROS wiring, created and destroyed as a unit: per camera its subscriptions and output
-publishers, the latched class_info, the diagnostics timer and the worker thread that segments.
+publishers, the latched class_info, the diagnostics timer (diagnostics.py builds the message) and the
+worker thread that segments with the loaded `Engine` (engine.py).
 
 `CameraRing(node, cameras, options, state)` creates everything on a node whose engine is loaded;
 `update(state)` follows a runtime parameter change; `destroy()` stops the worker (finishing the frame
@@ -18,24 +19,22 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import cv2
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from fast_scnn_core.config import quick_start_hint
-from fast_scnn_core.errors import CheckpointError, InputError
-from fast_scnn_core.infer.segmenter import InferenceConfig, Segmentation, Segmenter
+from fast_scnn_core.errors import InputError
+from fast_scnn_core.infer.segmenter import SegmentationResult
 from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
-from fast_scnn_core.labels import IGNORE_INDEX, ClassSet, mask_topic_names
+from fast_scnn_core.labels import IGNORE_INDEX
 from fast_scnn_ros.camera_info import scale_camera_info
 from fast_scnn_ros.conversions import (
     ImageConversionError,
@@ -45,6 +44,8 @@ from fast_scnn_ros.conversions import (
     image_to_rgb8,
     numpy_to_image,
 )
+from fast_scnn_ros.diagnostics import diagnostic_array
+from fast_scnn_ros.engine import Engine
 from fast_scnn_ros.names import (
     CAMERA_INFO_OUT_TOPIC,
     CAMERA_INFO_TOPIC,
@@ -56,37 +57,9 @@ from fast_scnn_ros.names import (
     LABELS_TOPIC,
     MASKS_TOPIC,
     OVERLAY_TOPIC,
-    diagnostic_name,
 )
 from fast_scnn_ros.params import OutputSettings
-from fast_scnn_ros.pipeline import Frame, Mailbox, MemoryTrimmer, Report, Round, Slot, Stats, bounded
-
-
-@dataclass(frozen=True)
-class Engine:
-    """A loaded checkpoint ready to run: the Segmenter and what the outputs need from its class set."""
-
-    config: InferenceConfig
-    segmenter: Segmenter
-    palette: np.ndarray  # class id -> RGB
-    mask_tokens: list[str]  # class id -> its masks/<token> topic name
-    # When it was built: diagnostics show it, so a reload (or its absence, e.g. on re-activation) is visible.
-    loaded_at: datetime = field(default_factory=datetime.now)
-
-    @classmethod
-    def load(cls, config: InferenceConfig) -> Engine:
-        """Load `config.checkpoint` and build the engine; FastSCNNError with the reason when that fails."""
-        if not config.checkpoint:
-            raise CheckpointError(
-                "parameter 'checkpoint' is not set: pass checkpoint:=/path/to/model.pt (launch argument) or "
-                f"-p checkpoint:=... Train one with `fast-scnn train` ({quick_start_hint()})"
-            )
-        segmenter = Segmenter.from_checkpoint(config.checkpoint, config)
-        return cls(config, segmenter, segmenter.classes.palette(), mask_topic_names(segmenter.classes))
-
-    @property
-    def classes(self) -> ClassSet:
-        return self.segmenter.classes
+from fast_scnn_ros.pipeline import Frame, Mailbox, MemoryTrimmer, Round, Slot, Stats, bounded
 
 
 @dataclass(frozen=True)
@@ -218,7 +191,7 @@ class Camera:
             if topic not in self.publishers:
                 self.publishers[topic] = node.create_publisher(kind, topic, self.ring.output_qos)
 
-    def publish(self, header: Header, rgb: np.ndarray, result: Segmentation, state: RingState) -> None:
+    def publish(self, header: Header, rgb: np.ndarray, result: SegmentationResult, state: RingState) -> None:
         """Labels always; every other output only when enabled and subscribed (caller holds the publish lock)."""
         pubs, outputs, labels = self.publishers, state.outputs, result.labels
         pubs[self.topic(LABELS_TOPIC)].publish(numpy_to_image(labels, "mono8", header))
@@ -404,41 +377,10 @@ class CameraRing:
 
     def _publish_diagnostics(self) -> None:
         now = perf_counter()
-        reports = [camera.stats.report() for camera in self.cameras]
-        engine = self.state.engine
-        engine_values = {
-            "device": str(engine.segmenter.device),
-            "backend": engine.segmenter.backend,
-            "cameras": len(self.cameras),
-            "memory_releases": self._trimmer.releases,
-            "engine_loaded_at": engine.loaded_at.isoformat(timespec="milliseconds"),
-        }
-        name = self.node.get_name()
-        statuses = [self._status(diagnostic_name(name), Report.merge(reports), now, engine_values)]
-        if self.cameras[0].name:  # a ring: one status per camera besides the node's
-            for camera, report in zip(self.cameras, reports, strict=True):
-                statuses.append(self._status(diagnostic_name(name, camera.name), report, now, {}))
-        array = DiagnosticArray(status=statuses)
+        cameras = [(camera.name, camera.stats.report()) for camera in self.cameras]
+        array = diagnostic_array(self.node.get_name(), self.state.engine, cameras, self._trimmer.releases, now)
         array.header.stamp = self.node.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
-
-    def _status(self, name: str, report: Report, now: float, extra: dict[str, Any]) -> DiagnosticStatus:
-        values = {**report.values(now), **extra}
-        level, message = DiagnosticStatus.OK, "running"
-        if report.delta["bad"] or report.delta["errors"]:
-            level = DiagnosticStatus.WARN
-            problems = [f"{report.delta['bad']} bad message(s)"] * bool(report.delta["bad"])
-            problems += [f"{report.delta['errors']} failed frame(s)"] * bool(report.delta["errors"])
-            message = f"{', '.join(problems)}: {report.last_error}"
-        elif report.delta["received"] == 0:
-            message = "waiting for images"
-        return DiagnosticStatus(
-            level=level,
-            name=name,
-            message=message,
-            hardware_id=str(self.state.engine.segmenter.device),
-            values=[KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in values.items()],
-        )
 
     def destroy(self) -> None:
         """Stop the worker (it finishes the frame in flight) and destroy everything this ring created."""

@@ -30,7 +30,8 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from fast_scnn_core.errors import FastSCNNError
-from fast_scnn_ros.node import NODE_NAME, Segmentation, close_node, spin
+from fast_scnn_ros.names import NODE_NAME
+from fast_scnn_ros.node import Segmentation, close_node, spin
 from fast_scnn_ros.pipeline import bounded
 
 

@@ -22,7 +22,7 @@ CLASS_INFO_TOPIC = "segmentation/class_info"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
-def diagnostic_name(node_name: str, camera: str = "") -> str:
+def diagnostic_name(node_name: str = NODE_NAME, camera: str = "") -> str:
     """Name of a DiagnosticStatus, as diagnostic_updater names tasks: '<node>: segmentation' (the engine and
     all cameras), '<node>: segmentation <camera>' (one camera of a ring)."""
     return f"{node_name}: segmentation" + (f" {camera}" if camera else "")

@@ -9,9 +9,13 @@ The node in parts (each its own module, the pure ones tested without a ROS graph
 - `params.py`: the parameter schema (engine options from InferenceConfig's fields) and the checks
   that turn values into settings;
 - `pipeline.py`: the newest-frame mailbox per camera, statistics, bounded error text, memory release;
+- `names.py`: topic names, the node's name and its diagnostic status names (no torch, no rclpy);
+- `engine.py`: `Engine`, a loaded checkpoint (the one path: Segmenter.from_checkpoint);
 - `camera_ring.py`: the ROS wiring (subscriptions, publishers, class_info, diagnostics timer, worker),
-  created and destroyed as a unit, and `Engine`, a loaded checkpoint;
-- `camera_info.py`: CameraInfo scaled to the output size;
+  created and destroyed as a unit;
+- `diagnostics.py`: the /diagnostics statuses built from the cameras' statistics;
+- `camera_info.py`, `conversions.py`: CameraInfo scaled to the output size, sensor_msgs <-> numpy;
+- `shutdown.py`: how the process stops (first SIGINT or SIGTERM);
 - here: `Segmentation`, which owns the parameters, the engine and the wiring, and the plain node.
 
 The lifecycle seam: `Segmentation` has the steps of a managed node, and `SegmentationNode` runs
@@ -43,24 +47,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from fast_scnn_core.errors import ConfigError, FastSCNNError
-from fast_scnn_core.infer.segmenter import InferenceConfig
-from fast_scnn_ros.camera_ring import (
-    CAMERA_INFO_OUT_TOPIC,
-    CAMERA_INFO_TOPIC,
-    CLASS_INFO_TOPIC,
-    COLOR_TOPIC,
-    CONFIDENCE_TOPIC,
-    DIAGNOSTICS_TOPIC,
-    IMAGE_TOPIC,
-    LABELS_TOPIC,
-    MASKS_TOPIC,
-    OVERLAY_TOPIC,
-    CameraRing,
-    Engine,
-    RingOptions,
-    RingState,
-)
-from fast_scnn_ros.camera_ring import diagnostic_name as _diagnostic_name
+from fast_scnn_core.infer.options import InferenceConfig, check_threads_start
+from fast_scnn_ros.camera_ring import CameraRing, RingOptions, RingState
+from fast_scnn_ros.engine import Engine
 from fast_scnn_ros.names import NODE_NAME
 from fast_scnn_ros.params import (
     SPECS,
@@ -74,32 +63,6 @@ from fast_scnn_ros.params import (
 )
 from fast_scnn_ros.pipeline import release_memory, reuse_frame_buffers
 from fast_scnn_ros.shutdown import StopRequested, stop_on_first_signal, stopped_by_signal
-
-__all__ = [
-    "CAMERA_INFO_OUT_TOPIC",
-    "CAMERA_INFO_TOPIC",
-    "CLASS_INFO_TOPIC",
-    "COLOR_TOPIC",
-    "CONFIDENCE_TOPIC",
-    "DIAGNOSTICS_TOPIC",
-    "IMAGE_TOPIC",
-    "LABELS_TOPIC",
-    "MASKS_TOPIC",
-    "NODE_NAME",
-    "OVERLAY_TOPIC",
-    "Segmentation",
-    "SegmentationNode",
-    "close_node",
-    "diagnostic_name",
-    "main",
-    "parameter_specs",
-    "spin",
-]
-
-
-def diagnostic_name(node_name: str = NODE_NAME, camera: str = "") -> str:
-    """Name of the node's DiagnosticStatus ('<node name>: segmentation', as diagnostic_updater names tasks)."""
-    return _diagnostic_name(node_name, camera)
 
 
 @dataclass(frozen=True)
@@ -141,7 +104,7 @@ class Segmentation:
         check_choices(values)
         camera_names(values)
         start = perf_counter()
-        engine = Engine.load(engine_config(values))
+        engine = load_engine(engine_config(values))
         self.outputs = output_settings(values, engine.classes)
         self.engine = engine
         segmenter = engine.segmenter
@@ -194,7 +157,7 @@ class Segmentation:
         if engine is None:
             return Change(changes, config, None, None)
         if config != engine.config:
-            engine = Engine.load(config)
+            engine = load_engine(config)
         return Change(changes, config, engine, output_settings(values, engine.classes))
 
     def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
@@ -215,6 +178,19 @@ class Segmentation:
         self.engine, self.outputs = change.engine, change.outputs
         if self.ring is not None:
             self.ring.update(RingState(change.engine, change.outputs))
+
+
+def load_engine(config: InferenceConfig) -> Engine:
+    """Engine.load, with every failure a FastSCNNError: a runtime change is refused with the reason (the running
+    engine goes on), a start-up one exits 2. The threads are checked first (torch's pool and ONNX Runtime's): torch's
+    OpenMP ends the process when it cannot create its pool; ONNX Runtime raises its own exception (bad_alloc)."""
+    check_threads_start(config.threads)
+    try:
+        return Engine.load(config)
+    except FastSCNNError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot build the engine: {type(exc).__name__}: {exc}") from exc
 
 
 class SegmentationNode(Node):

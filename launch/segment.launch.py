@@ -24,6 +24,7 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch.utilities.type_utils import get_typed_value
 from launch_ros.actions import LifecycleNode, Node
 
+from fast_scnn_ros.names import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME
 from fast_scnn_ros.params import parameter_description
 from launch import LaunchContext, LaunchDescription
 
@@ -81,9 +82,9 @@ def fail_on_error_exit(event: ProcessExited, context: LaunchContext) -> None:
 
 def camera_remappings(context: LaunchContext) -> list[tuple[str, str]]:
     """The node's inputs onto the camera topics: one camera's, or with `cameras` each camera's by the patterns."""
-    topics = {
-        "image": LaunchConfiguration("image_topic").perform(context),
-        "camera_info": LaunchConfiguration("camera_info_topic").perform(context),
+    topics = {  # the node's input -> the topic it reads; the launch arguments are named after the inputs
+        IMAGE_TOPIC: LaunchConfiguration("image_topic").perform(context),
+        CAMERA_INFO_TOPIC: LaunchConfiguration("camera_info_topic").perform(context),
     }
     cameras = parameter_overrides(context).get("cameras", [])
     if not cameras:
@@ -92,7 +93,7 @@ def camera_remappings(context: LaunchContext) -> list[tuple[str, str]]:
         if "{camera}" not in pattern:
             raise ValueError(
                 f"launch argument {name}_topic:={pattern}: with cameras, write {{camera}} where each camera's "
-                f"name goes, e.g. {name}_topic:=/{{camera}}/{'image_raw' if name == 'image' else name}"
+                f"name goes, e.g. {name}_topic:=/{{camera}}/{'image_raw' if name == IMAGE_TOPIC else name}"
             )
     return [
         (f"{camera}/{name}", pattern.replace("{camera}", camera))
@@ -106,7 +107,7 @@ def segmentation_node(context: LaunchContext) -> list:
     fails the launch if it exits with an error."""
     arguments = {
         "package": "fast_scnn_ros",
-        "name": "fast_scnn",
+        "name": NODE_NAME,
         "output": "screen",
         "emulate_tty": True,
         "parameters": [LaunchConfiguration("params_file"), parameter_overrides(context)],

@@ -1,4 +1,7 @@
-"""`pip install .` lays out the ament index so `ros2 run` / `ros2 launch` find both packages."""
+"""`pip install .` lays out the ament index so `ros2 run` / `ros2 launch` find both packages.
+
+The installed prefix is made by pip in a subprocess (the `cli` tier); `colcon build` is a `ros_process` test.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from support import REPO
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +49,13 @@ def site_packages(prefix: Path) -> Path:
     return prefix / rel
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("package", ["fast_scnn_ros", "fast_scnn_core"])
 def test_ament_index_marker_exists(prefix: Path, package: str) -> None:
     assert (prefix / "share/ament_index/resource_index/packages" / package).is_file()
 
 
+@pytest.mark.cli
 def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
     share = prefix / "share/fast_scnn_ros"
     assert (share / "package.xml").is_file()
@@ -64,6 +68,7 @@ def test_share_holds_package_xml_launch_and_config(prefix: Path) -> None:
     )
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     "executable",
     ["fast_scnn_ros/segmentation_node", "fast_scnn_ros/segmentation_lifecycle_node", "fast_scnn_core/train"],
@@ -74,6 +79,7 @@ def test_lib_executables_exist_and_are_executable(prefix: Path, executable: str)
     assert os.access(path, os.X_OK)
 
 
+@pytest.mark.cli
 def test_console_script_installed(prefix: Path) -> None:
     assert os.access(prefix / "bin/fast-scnn", os.X_OK)
 
@@ -90,6 +96,7 @@ def test_package_manifests_are_valid_format_3_with_the_release_version(manifest:
     assert package.version == version and package.get_build_type() == "ament_python"
 
 
+@pytest.mark.cli
 def test_error_messages_name_the_installed_quick_start_config(prefix: Path, tmp_path: Path) -> None:
     """The no-checkpoint hint names <prefix>/share/fast_scnn_ros/config/train_synthetic.yaml, not the checkout's."""
     script = "from fast_scnn_core.config import quick_start_hint; print(quick_start_hint())"
@@ -99,6 +106,7 @@ def test_error_messages_name_the_installed_quick_start_config(prefix: Path, tmp_
     assert result.stdout.strip().endswith(f"`fast-scnn train --config {config}`"), result.stdout + result.stderr
 
 
+@pytest.mark.cli
 def test_installed_train_executable_is_fast_scnn_train(prefix: Path, tmp_path: Path) -> None:
     """`ros2 run fast_scnn_core train --help` runs the installed code, outside the source tree."""
     env = {
@@ -113,6 +121,7 @@ def test_installed_train_executable_is_fast_scnn_train(prefix: Path, tmp_path: P
     assert "usage: fast-scnn train" in result.stdout
 
 
+@pytest.mark.ros_process
 def test_colcon_build_lays_out_the_same_ament_index(tmp_path: Path) -> None:
     """`colcon build` in a ROS 2 workspace installs the same share/ and lib/<pkg>/ layout as pip."""
     colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
@@ -139,6 +148,7 @@ def test_colcon_build_lays_out_the_same_ament_index(tmp_path: Path) -> None:
     assert os.access(installed / "bin/fast-scnn", os.X_OK)
 
 
+@pytest.mark.cli
 def test_ament_index_resolves_packages_like_ros2_run(prefix: Path) -> None:
     """`ros2 run PKG EXE` = get_package_prefix(PKG) / lib / PKG / EXE; `ros2 launch` uses the share dir."""
     pytest.importorskip("ament_index_python.packages")

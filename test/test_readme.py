@@ -6,15 +6,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 from rclpy.parameter import Parameter
+from support import REPO
 
-from fast_scnn_ros import node
-from fast_scnn_ros.node import parameter_specs
+from fast_scnn_ros import names
+from fast_scnn_ros.params import parameter_specs
 
-REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 
@@ -52,20 +51,20 @@ def test_parameter_table_matches_the_node() -> None:
 def test_topic_table_matches_the_node() -> None:
     documented = [row[0].strip("`") for row in table("topics")]
     outputs = [
-        node.LABELS_TOPIC,
-        f"{node.MASKS_TOPIC}/<class>",
-        node.COLOR_TOPIC,
-        node.OVERLAY_TOPIC,
-        node.CONFIDENCE_TOPIC,
-        node.CAMERA_INFO_OUT_TOPIC,
-        node.CLASS_INFO_TOPIC,
+        names.LABELS_TOPIC,
+        f"{names.MASKS_TOPIC}/<class>",
+        names.COLOR_TOPIC,
+        names.OVERLAY_TOPIC,
+        names.CONFIDENCE_TOPIC,
+        names.CAMERA_INFO_OUT_TOPIC,
+        names.CLASS_INFO_TOPIC,
     ]
     expected = [
-        node.IMAGE_TOPIC,
-        f"{node.IMAGE_TOPIC}/compressed",
-        node.CAMERA_INFO_TOPIC,
+        names.IMAGE_TOPIC,
+        f"{names.IMAGE_TOPIC}/compressed",
+        names.CAMERA_INFO_TOPIC,
         *[f"/{topic}" for topic in outputs],  # relative names, resolved in the root namespace
-        node.DIAGNOSTICS_TOPIC,
+        names.DIAGNOSTICS_TOPIC,
     ]
     assert documented == expected
 
@@ -118,6 +117,17 @@ def test_readme_commands_exist(command: str) -> None:
     assert f"\n{command}" in README
     target = command.split()[1]
     assert re.search(rf"^{target}:", (REPO / "Makefile").read_text(), re.M)
+
+
+def test_make_test_fast_leaves_out_every_tier_but_the_unit_tests() -> None:
+    """The README's fast tier: its Makefile target deselects each marker pyproject.toml registers, so a new tier
+    is left out of `make test-fast` (or the marker is not a tier, and this test says so)."""
+    assert "`make test-fast`" in README
+    markers = re.search(r"^markers = \[\n(.*?)^\]", (REPO / "pyproject.toml").read_text(), re.M | re.S).group(1)
+    tiers = re.findall(r'^\s*"(\w+):', markers, re.M)
+    assert tiers
+    target = re.search(r"^test-fast:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M).group(1)
+    assert f'-m "{" and ".join(f"not {tier}" for tier in tiers)}"' in target
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -13,18 +13,17 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from support import REPO, run_command, tree_env
 
 from fast_scnn_core.cli import main
 from fast_scnn_core.data.synthetic import write_synthetic_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["epochs=1", "data.crop_size=[64,128]", "data.workers=0", "plots=false"]
 # Where a documented command needs CUDA, this CPU machine must refuse it for that reason (a GPU one trains).
 CPU_REFUSALS = {"sync_bn=true": "sync_bn=true needs CUDA"}
@@ -73,7 +72,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.slow
+# Training runs in this process; torchrun and the official evaluation run as subprocesses.
+@pytest.mark.training
+@pytest.mark.cli
 @pytest.mark.parametrize("argv", COMMANDS, ids=[shlex.join(argv)[:80] for argv in COMMANDS])
 def test_documented_command_runs(
     argv: list[str], sandbox: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
@@ -84,11 +85,8 @@ def test_documented_command_runs(
     if argv[0] == "fast-scnn":
         status, err = main(argv[1:]), capsys.readouterr().err
     else:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        result = subprocess.run(
-            shlex.join(argv), shell=True, executable="/bin/bash", env=env, capture_output=True, text=True, timeout=300
-        )
+        env = tree_env(OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        result = run_command(shlex.join(argv), env=env, shell=True, executable="/bin/bash")
         status, err = result.returncode, result.stderr + result.stdout
     refusal = next((message for flag, message in CPU_REFUSALS.items() if flag in argv), None)
     if refusal:

@@ -8,7 +8,6 @@ live node uses; messages are streamed, never loaded whole, so memory stays flat 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 from collections import Counter, deque
@@ -120,19 +119,6 @@ def image_topics(reader: Reader) -> dict[str, tuple[str, int]]:
     }
 
 
-def add_bag_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
-    """IN and --topic: the arguments of the commands that read camera topics from a bag."""
-    parser.add_argument("input", metavar="IN", help="rosbag2 to read: a bag directory (mcap or sqlite3) or .mcap/.db3")
-    parser.add_argument(
-        "--topic",
-        action="append",
-        required=True,
-        dest="topics",
-        metavar="TOPIC",
-        help=f"camera topic (sensor_msgs/Image or CompressedImage) to {purpose}; repeat for several cameras",
-    )
-
-
 def resolve_image_topics(reader: Reader, path: str | Path, requested: list[str]) -> dict[str, str]:
     """{topic: message type} for the requested topics; BagError listing the bag's image topics otherwise."""
     available = image_topics(reader)
@@ -173,7 +159,7 @@ class BadMessageError(InputError):
 
 
 @dataclass
-class Frame:
+class RecordedFrame:
     """One decoded camera image of a bag."""
 
     topic: str
@@ -182,7 +168,7 @@ class Frame:
     rgb: np.ndarray  # (H, W, 3) uint8, often a view over the message's bytes
 
 
-def decode_frame(connection: Connection, timestamp: int, raw: bytes, max_pixels: int) -> Frame:
+def decode_frame(connection: Connection, timestamp: int, raw: bytes, max_pixels: int) -> RecordedFrame:
     """Deserialize an Image or CompressedImage and convert it to RGB (ImageConversionError, BadMessageError)."""
     try:
         msg = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
@@ -193,7 +179,7 @@ def decode_frame(connection: Connection, timestamp: int, raw: bytes, max_pixels:
         rgb = image_to_rgb8(msg)
     else:
         rgb = compressed_to_rgb8(msg, max_pixels)  # the size is checked from the header, before decoding
-    return Frame(connection.topic, timestamp, msg.header, rgb)
+    return RecordedFrame(connection.topic, timestamp, msg.header, rgb)
 
 
 class SkipLog:

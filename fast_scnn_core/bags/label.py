@@ -1,4 +1,4 @@
-"""`fast-scnn label-bag`: segment every camera frame of a recorded drive into a new bag.
+"""Segment every camera frame of a recorded drive into a new bag (the library of `fast-scnn label-bag`).
 
 OUT holds every message of IN unchanged (topics, types, definitions, recorded QoS, recording
 times, bytes) plus, for each chosen camera topic `/ns/image_raw` (or `/ns/image_raw/compressed`),
@@ -10,18 +10,17 @@ no frame is dropped.
 Messages stream through in recording order (memory does not grow with the bag); frames are
 segmented in batches while a worker thread writes OUT. OUT is built as `OUT.partial/OUT` and
 renamed only when complete: an interrupted (Ctrl-C, SIGTERM) or failed run leaves that readable
-bag, marked incomplete in its metadata.yaml, and no OUT. Exit status: 0 every frame labelled; 1 OUT complete
-but some bad messages were skipped (copied unchanged, listed); 2 error; 130 interrupted.
+bag, marked incomplete in its metadata.yaml, and no OUT.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,10 @@ from tqdm import tqdm
 from fast_scnn_core.atomic import check_replaceable, partial_path, staged_directory
 from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
-    STORAGES,
     BackgroundWriter,
     BagError,
-    Frame,
+    RecordedFrame,
     SkipLog,
-    add_bag_arguments,
     add_image_topic,
     copy_connection,
     decode_frame,
@@ -50,7 +47,6 @@ from fast_scnn_core.bags.io import (
     sigterm_as_interrupt,
     storage_of,
 )
-from fast_scnn_core.cli.predict import add_engine_arguments, engine_config
 from fast_scnn_core.errors import ConfigError, FastSCNNError, InputError
 from fast_scnn_core.infer.segmenter import Segmenter
 from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
@@ -65,30 +61,19 @@ CUDA_BYTES_PER_PIXEL = 400
 MAX_BATCH = 32
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_bag_arguments(parser, "segment")
-    parser.add_argument("output", metavar="OUT", help="bag directory to write (built as OUT.partial, then renamed)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by `fast-scnn train`")
-    parser.add_argument(
-        "--masks", default="", help="comma-separated classes (names or topic names) that get segmentation/masks/<class>"
-    )
-    parser.add_argument("--color", action="store_true", help="also write segmentation/color (rgb8 class colours)")
-    parser.add_argument("--overlay", action="store_true", help="also write segmentation/overlay (image + colours)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=0,
-        help=f"frames per inference batch (0 = {CPU_BATCH} on CPU, from free memory on CUDA)",
-    )
-    parser.add_argument("--storage", choices=tuple(STORAGES), help="OUT's storage (default: IN's)")
-    parser.add_argument(
-        "--replace-existing",
-        action="store_true",
-        help="leave IN's own messages on the output topics (e.g. recorded from the live node) out of OUT",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT (and a leftover OUT.partial)")
-    add_engine_arguments(parser)
+@dataclass
+class LabelOptions:
+    """What `label_bag` writes besides each camera's labels, and how (the flags of `fast-scnn label-bag`)."""
+
+    topics: list[str]  # camera topics (Image or CompressedImage) to label
+    masks: list[str] = field(default_factory=list)  # classes (names or topic names) that get masks/<class>
+    color: bool = False
+    overlay: bool = False
+    alpha: float = 0.5  # overlay opacity of the class colours
+    batch: int = 0  # frames per inference batch; 0: sized to the device (default_batch)
+    storage: str | None = None  # OUT's storage, 'mcap' or 'sqlite3'; None: IN's
+    replace_existing: bool = False  # leave IN's own messages on the output topics out of OUT
+    overwrite: bool = False  # replace OUT (and a leftover OUT.partial)
 
 
 @dataclass
@@ -112,8 +97,8 @@ def output_topics(camera: str, mask_tokens: list[str], color: bool, overlay: boo
     return names + [f"{namespace}/{name}" for name, wanted in (("color", color), ("overlay", overlay)) if wanted]
 
 
-def default_batch(segmenter: Segmenter, frame: Frame) -> int:
-    """Frames per batch for this device and frame size (see CPU_BATCH, CUDA_BYTES_PER_PIXEL)."""
+def default_batch(segmenter: Segmenter, frame: RecordedFrame) -> int:
+    """RecordedFrames per batch for this device and frame size (see CPU_BATCH, CUDA_BYTES_PER_PIXEL)."""
     if segmenter.device.type != "cuda":
         return CPU_BATCH
     height = segmenter.config.height or frame.rgb.shape[0]
@@ -143,10 +128,10 @@ class BagLabeller:
         self.palette = segmenter.classes.palette()
         self.connections: dict[int, Connection | None] = {}  # IN connection id -> OUT (None: left out)
         self.queue: list[tuple[Connection, int, bytes | memoryview]] = []
-        self.pending: list[tuple[Frame, int]] = []  # frames to segment, with their place in the queue
+        self.pending: list[tuple[RecordedFrame, int]] = []  # frames to segment, with their place in the queue
         self.labelled: Counter[str] = Counter()  # frames written per camera topic
 
-    def add(self, connection: Connection, timestamp: int, raw: bytes, frame: Frame | None) -> int:
+    def add(self, connection: Connection, timestamp: int, raw: bytes, frame: RecordedFrame | None) -> int:
         """Queue one message of IN (and its frame to segment, if it is a decoded camera image); frames written."""
         out = self.connections[connection.id]
         if out is not None:
@@ -184,7 +169,7 @@ class BagLabeller:
         self.pending.clear()
         return count
 
-    def frame_outputs(self, frame: Frame, labels: np.ndarray) -> list[tuple[Connection, int, memoryview]]:
+    def frame_outputs(self, frame: RecordedFrame, labels: np.ndarray) -> list[tuple[Connection, int, memoryview]]:
         """The serialized output messages of one frame, each with the frame's header and recording time."""
         camera = self.cameras[frame.topic]
         images = [(camera.labels, labels, "mono8")]
@@ -205,10 +190,10 @@ def check_paths(source: Path, out: Path) -> None:
 
 
 def plan_outputs(
-    reader: Reader, source: Path, cameras: list[str], tokens: list[str], args: argparse.Namespace
+    reader: Reader, source: Path, cameras: list[str], tokens: list[str], options: LabelOptions
 ) -> dict[str, list[str]]:
     """{camera: its output topics}; refuses cameras sharing a namespace, and topics IN has unless --replace-existing."""
-    planned = {camera: output_topics(camera, tokens, args.color, args.overlay) for camera in cameras}
+    planned = {camera: output_topics(camera, tokens, options.color, options.overlay) for camera in cameras}
     owner: dict[str, str] = {}
     for camera, topics in planned.items():
         if topics[0] in owner:
@@ -218,7 +203,7 @@ def plan_outputs(
             )
         owner[topics[0]] = camera
     clashes = sorted({topic for topics in planned.values() for topic in topics} & set(reader.topics))
-    if clashes and not args.replace_existing:
+    if clashes and not options.replace_existing:
         raise BagError(
             f"{source} already has {', '.join(clashes)} (recorded from the live node?); pass --replace-existing "
             "to leave those recorded messages out of OUT"
@@ -242,70 +227,86 @@ def label(reader: Reader, source: Path, labeller: BagLabeller, total: int, skips
         progress.update(labeller.flush())
 
 
-def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
-    """Label the bag as `args` say with `segmenter`, by default one built from --checkpoint and the engine options."""
-    source, out = Path(args.input), Path(args.output)
+@dataclass
+class LabelReport:
+    """What `label_bag` wrote: the output topics and frames labelled per camera, the messages skipped."""
+
+    cameras: dict[str, CameraOutputs]
+    labelled: Counter[str]
+    skips: SkipLog
+    seconds: float
+
+
+def label_bag(
+    source: Path, out: Path, load_segmenter: Callable[[], Segmenter], options: LabelOptions, checkpoint: str = ""
+) -> LabelReport:
+    """Write OUT: IN's messages plus the segmentation of each camera frame of `options.topics`.
+
+    `load_segmenter` is called once the bag and its topics are found good (fail fast, before a model
+    loads); `checkpoint` is recorded in OUT's metadata.
+    """
     check_paths(source, out)
-    check_replaceable(out, args.overwrite)  # before the model loads: fail fast
-    if not 0.0 <= args.alpha <= 1.0:
-        raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.batch < 0:
-        raise FastSCNNError(f"--batch must be >= 1 (0 = sized to the device), got {args.batch}")
+    check_replaceable(out, options.overwrite)  # before the model loads: fail fast
     with open_bag(source) as reader:
-        cameras = list(resolve_image_topics(reader, source, args.topics))
-        segmenter = segmenter or Segmenter.from_checkpoint(args.checkpoint, engine_config(args))
+        cameras = list(resolve_image_topics(reader, source, options.topics))
+        segmenter = load_segmenter()
         try:
-            mask_ids = mask_class_ids(segmenter.classes, [n.strip() for n in args.masks.split(",") if n.strip()])
+            mask_ids = mask_class_ids(segmenter.classes, [n.strip() for n in options.masks if n.strip()])
         except ValueError as exc:
             raise ConfigError(f"--masks: {exc}") from None
         tokens = mask_topic_names(segmenter.classes)
-        planned = plan_outputs(reader, source, cameras, [tokens[i] for i in mask_ids], args)
-        ours = {topic for topics in planned.values() for topic in topics}
+        planned = plan_outputs(reader, source, cameras, [tokens[i] for i in mask_ids], options)
         total = sum(reader.topics[camera].msgcount for camera in cameras)
         skips = SkipLog("label-bag")
-        with staged_directory(out, args.overwrite) as partial, sigterm_as_interrupt():
-            output = BackgroundWriter(partial, args.storage or storage_of(source))
-            labeller = BagLabeller(output, segmenter, {}, args.batch, args.alpha)
+        with staged_directory(out, options.overwrite) as partial, sigterm_as_interrupt():
+            output = BackgroundWriter(partial, options.storage or storage_of(source))
+            labeller = BagLabeller(output, segmenter, {}, options.batch, options.alpha)
             started = time.monotonic()
             try:
-                for connection in reader.connections:
-                    keep = connection.topic not in ours
-                    labeller.connections[connection.id] = (
-                        output.call(copy_connection, output.writer, connection) if keep else None
-                    )
-                for camera, topics in planned.items():
-                    conns = [output.call(add_image_topic, output.writer, topic) for topic in topics]
-                    masks = list(zip(mask_ids, conns[1 : 1 + len(mask_ids)], strict=True))
-                    color = conns[1 + len(mask_ids)] if args.color else None
-                    labeller.cameras[camera] = CameraOutputs(
-                        conns[0], masks, color, conns[-1] if args.overlay else None
-                    )
+                add_topics(labeller, reader, planned, mask_ids, options)
                 label(reader, source, labeller, total, skips)
                 output.drain()
             except BaseException as exc:
-                interrupted = isinstance(exc, KeyboardInterrupt)
-                if isinstance(exc, BagError):  # IN is damaged here: label what was read before the damage
-                    with contextlib.suppress(Exception):
-                        labeller.flush()
-                done = sum(labeller.labelled.values())
-                why = "interrupted" if interrupted else f"failed: {exc}"
-                with contextlib.suppress(Exception):  # still readable up to here, marked incomplete
-                    output.close({"fast_scnn.incomplete": f"{why}; {done} of {total} frames labelled"})
-                print(
-                    f"fast-scnn label-bag: {out} was not written; {partial} holds the {done} of {total} frames "
-                    f"labelled before the {'interruption' if interrupted else 'error'} (a readable bag, marked "
-                    "incomplete in its metadata.yaml)",
-                    file=sys.stderr,
-                )
+                abandon(labeller, exc, out, partial, total)
                 raise
             seconds = time.monotonic() - started
-            output.close({"fast_scnn.labelled_from": str(source), "fast_scnn.checkpoint": str(args.checkpoint)})
+            output.close({"fast_scnn.labelled_from": str(source), "fast_scnn.checkpoint": checkpoint})
+    return LabelReport(labeller.cameras, labeller.labelled, skips, seconds)
+
+
+def add_topics(
+    labeller: BagLabeller,
+    reader: Reader,
+    planned: dict[str, list[str]],
+    mask_ids: tuple[int, ...],
+    options: LabelOptions,
+) -> None:
+    """OUT's topics: IN's own (but for those replaced by the outputs), then each camera's output topics."""
+    output = labeller.writer
+    ours = {topic for topics in planned.values() for topic in topics}
+    for connection in reader.connections:
+        keep = connection.topic not in ours
+        labeller.connections[connection.id] = output.call(copy_connection, output.writer, connection) if keep else None
+    for camera, topics in planned.items():
+        conns = [output.call(add_image_topic, output.writer, topic) for topic in topics]
+        masks = list(zip(mask_ids, conns[1 : 1 + len(mask_ids)], strict=True))
+        color = conns[1 + len(mask_ids)] if options.color else None
+        labeller.cameras[camera] = CameraOutputs(conns[0], masks, color, conns[-1] if options.overlay else None)
+
+
+def abandon(labeller: BagLabeller, exc: BaseException, out: Path, partial: Path, total: int) -> None:
+    """After an interruption or error: close what was written as a readable bag marked incomplete, and say so."""
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    if isinstance(exc, BagError):  # IN is damaged here: label what was read before the damage
+        with contextlib.suppress(Exception):
+            labeller.flush()
     done = sum(labeller.labelled.values())
-    print(f"label-bag: {done} frames labelled in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} frames/s) -> {out}")
-    for camera, outputs in labeller.cameras.items():
-        skipped = f", {skips.on(camera)} skipped" if skips.on(camera) else ""
-        print(f"  {camera}: {labeller.labelled[camera]} frames{skipped} -> {', '.join(outputs.topics())}")
-    if skips.total:
-        print(f"skipped {skips.total} bad message(s) (copied to OUT unchanged, not labelled):\n{skips.report()}")
-        return 1
-    return 0
+    why = "interrupted" if interrupted else f"failed: {exc}"
+    with contextlib.suppress(Exception):  # still readable up to here, marked incomplete
+        labeller.writer.close({"fast_scnn.incomplete": f"{why}; {done} of {total} frames labelled"})
+    print(
+        f"fast-scnn label-bag: {out} was not written; {partial} holds the {done} of {total} frames "
+        f"labelled before the {'interruption' if interrupted else 'error'} (a readable bag, marked "
+        "incomplete in its metadata.yaml)",
+        file=sys.stderr,
+    )

@@ -1,4 +1,4 @@
-"""`fast-scnn bag-to-dataset`: a recorded drive's camera frames as a folder dataset for `fast-scnn train`.
+"""A recorded drive's camera frames as a folder dataset for `fast-scnn train` (`fast-scnn bag-to-dataset`).
 
 Writes the layout `fast-scnn train data.format=folder` reads:
   images/<split>/<camera>_<recording time ns>.png   the frames, lossless
@@ -18,54 +18,62 @@ an un-annotated folder therefore stops at once with "its mask ... does not exist
 annotation tool's masks go to masks/<split>/ under the image's name.
 
 OUT_DIR is built as OUT_DIR.partial and renamed when complete (Ctrl-C leaves OUT_DIR.partial).
-Exit status: 0 every frame written; 1 complete but some bad messages were skipped; 2 error.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import check_replaceable, staged_directory
 from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
-    Frame,
+    RecordedFrame,
     SkipLog,
-    add_bag_arguments,
     decode_frame,
     open_bag,
     read_messages,
     resolve_image_topics,
     sigterm_as_interrupt,
 )
-from fast_scnn_core.cli.predict import add_engine_arguments, engine_config
-from fast_scnn_core.errors import DataError, FastSCNNError, InputError
+from fast_scnn_core.errors import DataError, InputError
 from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.labels import class_set_yaml
 
 SPLITS = ("train", "val")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_bag_arguments(parser, "extract")
-    parser.add_argument("output", metavar="OUT_DIR", help="dataset folder to write (images/, masks/, classes.yaml)")
-    rate = parser.add_mutually_exclusive_group()
-    rate.add_argument("--every", type=int, default=1, help="keep every N-th frame of each camera (default: all)")
-    rate.add_argument("--fps", type=float, help="keep at most F frames per second of recording time per camera")
-    parser.add_argument("--checkpoint", help="write its labels as masks (pseudo-labels) and its classes.yaml")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of the drive's time blocks for val")
-    parser.add_argument("--block-seconds", type=float, default=10.0, help="longest time block of the split")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR (and a leftover OUT_DIR.partial)")
-    add_engine_arguments(parser)
+@dataclass
+class ExtractOptions:
+    """Which frames `bag_to_dataset` keeps and how it splits them (the flags of `fast-scnn bag-to-dataset`)."""
+
+    topics: list[str]  # camera topics (Image or CompressedImage) to extract
+    every: int = 1  # keep every N-th frame of each camera
+    fps: float | None = None  # or at most F frames per second of recording time per camera
+    val_fraction: float = 0.2  # share of the drive's time blocks for val
+    block_seconds: float = 10.0  # longest time block of the split
+    overwrite: bool = False  # replace OUT_DIR (and a leftover OUT_DIR.partial)
+
+
+@dataclass
+class ExtractReport:
+    """What `bag_to_dataset` wrote: the cameras, frames per (camera, split), the messages skipped."""
+
+    cameras: dict[str, str]
+    counts: Counter[tuple[str, str]]
+    skips: SkipLog
+    labelled: bool  # masks were written (a segmenter was given)
 
 
 class TimeSplit:
@@ -134,7 +142,7 @@ class DatasetWriter:
         self.rows.writerow(self.COLUMNS)
         self.counts: Counter[tuple[str, str]] = Counter()  # frames per (camera, split)
 
-    def add(self, frame: Frame, labels: np.ndarray | None) -> None:
+    def add(self, frame: RecordedFrame, labels: np.ndarray | None) -> None:
         name, part = frame_name(frame.topic, frame.timestamp), self.split(frame.timestamp)
         write_png(self.root / "images" / part / f"{name}.png", frame.rgb)
         if labels is not None:
@@ -148,43 +156,22 @@ class DatasetWriter:
         self.index.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    source, out = Path(args.input), Path(args.output)
-    check_replaceable(out, args.overwrite)  # before the model loads: fail fast
-    if args.every < 1:
-        raise FastSCNNError(f"--every must be >= 1, got {args.every}")
-    if args.fps is not None and args.fps <= 0:
-        raise FastSCNNError(f"--fps must be > 0, got {args.fps}")
-    if not 0.0 < args.val_fraction < 1.0:
-        raise FastSCNNError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.block_seconds <= 0:
-        raise FastSCNNError(f"--block-seconds must be > 0, got {args.block_seconds}")
+def bag_to_dataset(
+    source: Path, out: Path, options: ExtractOptions, load_segmenter: Callable[[], Segmenter] | None = None
+) -> ExtractReport:
+    """Write the folder dataset OUT_DIR of the camera frames of `options.topics`, with the segmenter's masks if given.
+
+    `load_segmenter` is called once the bag and its topics are found good (fail fast, before a model loads).
+    """
+    check_replaceable(out, options.overwrite)  # before the model loads: fail fast
     with open_bag(source) as reader:
-        cameras = resolve_image_topics(reader, source, args.topics)
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, engine_config(args)) if args.checkpoint else None
-        max_pixels = (segmenter.config if segmenter else InferenceConfig()).max_pixels
-        keep = FrameFilter(args.every, args.fps)
-        skips = SkipLog("bag-to-dataset")
-        total = sum(reader.topics[camera].msgcount for camera in cameras)
-        connections = [c for c in reader.connections if c.topic in cameras and c.msgtype in IMAGE_TYPES]
-        with staged_directory(out, args.overwrite) as partial, sigterm_as_interrupt():
-            dataset = DatasetWriter(
-                partial, TimeSplit(reader.start_time, reader.duration, args.val_fraction, args.block_seconds)
-            )
+        cameras = resolve_image_topics(reader, source, options.topics)
+        segmenter = load_segmenter() if load_segmenter else None
+        split = TimeSplit(reader.start_time, reader.duration, options.val_fraction, options.block_seconds)
+        with staged_directory(out, options.overwrite) as partial, sigterm_as_interrupt():
+            dataset = DatasetWriter(partial, split)
             try:
-                with tqdm(total=total, desc="bag-to-dataset", unit="frame", mininterval=0.5) as progress:
-                    for connection, timestamp, raw in read_messages(reader, source, connections):
-                        progress.update(1)
-                        if not keep.keep(connection.topic, timestamp):
-                            continue
-                        try:
-                            frame = decode_frame(connection, timestamp, raw, max_pixels)
-                            # a copy: the frame is often a read-only view over the message bytes (torch warns)
-                            labels = segmenter(np.array(frame.rgb)).labels if segmenter else None
-                        except InputError as exc:  # a bad frame is counted and skipped, never the end of the run
-                            skips.add(connection.topic, timestamp, exc)
-                            continue
-                        dataset.add(frame, labels)
+                skips = extract(reader, source, cameras, dataset, segmenter, options)
                 if segmenter:
                     (partial / "classes.yaml").write_text(class_set_yaml(segmenter.classes), encoding="utf-8")
             except BaseException as exc:
@@ -197,31 +184,34 @@ def run(args: argparse.Namespace) -> int:
                 raise
             finally:
                 dataset.close()
-    report(out, cameras, dataset.counts, skips, labelled=segmenter is not None)
-    return 1 if skips.total else 0
+    return ExtractReport(cameras, dataset.counts, skips, labelled=segmenter is not None)
 
 
-def report(out: Path, cameras: dict[str, str], counts: Counter, skips: SkipLog, labelled: bool) -> None:
-    """What was written, per camera and split, and the next step (train, or annotate first)."""
-    per_split = {part: sum(n for (_, p), n in counts.items() if p == part) for part in SPLITS}
-    train, val = per_split["train"], per_split["val"]
-    print(f"bag-to-dataset: {train + val} frames -> {out} ({train} train, {val} val)")
-    for camera in cameras:
-        skipped = f", {skips.on(camera)} skipped" if skips.on(camera) else ""
-        print(f"  {camera}: {counts[(camera, 'train')]} train, {counts[(camera, 'val')]} val{skipped}")
-    if skips.total:
-        print(f"skipped {skips.total} bad message(s):\n{skips.report()}")
-    empty = [part for part in SPLITS if not per_split[part]]
-    if empty:
-        print(f"warning: split {', '.join(empty)} is empty; keep more frames or change --val-fraction/--block-seconds")
-    if labelled:
-        print(
-            "masks are the checkpoint's labels (pseudo-labels: correct them before trusting them). Train with:\n"
-            f"  fast-scnn train --config config/train_cityscapes.yaml data.format=folder data.root={out} "
-            f"data.classes={out}/classes.yaml"
-        )
-    else:
-        print(
-            "no --checkpoint: images only. Annotate them into masks/<split>/<same name>.png (class ids, 255 = "
-            "ignore) with a classes.yaml (see config/classes_example.yaml); training refuses images without masks"
-        )
+def extract(
+    reader: Reader,
+    source: Path,
+    cameras: dict[str, str],
+    dataset: DatasetWriter,
+    segmenter: Segmenter | None,
+    options: ExtractOptions,
+) -> SkipLog:
+    """Stream the cameras' frames into `dataset`, each kept frame decoded (and segmented); the messages skipped."""
+    max_pixels = (segmenter.config if segmenter else InferenceConfig()).max_pixels
+    keep = FrameFilter(options.every, options.fps)
+    skips = SkipLog("bag-to-dataset")
+    total = sum(reader.topics[camera].msgcount for camera in cameras)
+    connections = [c for c in reader.connections if c.topic in cameras and c.msgtype in IMAGE_TYPES]
+    with tqdm(total=total, desc="bag-to-dataset", unit="frame", mininterval=0.5) as progress:
+        for connection, timestamp, raw in read_messages(reader, source, connections):
+            progress.update(1)
+            if not keep.keep(connection.topic, timestamp):
+                continue
+            try:
+                frame = decode_frame(connection, timestamp, raw, max_pixels)
+                # a copy: the frame is often a read-only view over the message bytes (torch warns)
+                labels = segmenter(np.array(frame.rgb)).labels if segmenter else None
+            except InputError as exc:  # a bad frame is counted and skipped, never the end of the run
+                skips.add(connection.topic, timestamp, exc)
+                continue
+            dataset.add(frame, labels)
+    return skips

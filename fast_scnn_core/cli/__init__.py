@@ -10,28 +10,22 @@ from collections.abc import Collection
 from fast_scnn_core import __version__
 from fast_scnn_core.errors import FastSCNNError
 
-# (name, module, help). Each module defines add_arguments(parser) and run(args) -> exit status. Modules are
-# imported only for the command that runs (help included), and import torch & co. only inside run():
-# `fast-scnn --help` and every command's --help answer without loading torch.
-COMMANDS = (
-    ("synth", "fast_scnn_core.data.synthetic", "write a synthetic dataset in the Cityscapes layout"),
-    ("train", "fast_scnn_core.train.loop", "train with the paper's recipe (config YAML + key=value overrides)"),
-    ("eval", "fast_scnn_core.metrics", "class/category mIoU, per-class IoU and pixel accuracy of a checkpoint"),
-    ("predict", "fast_scnn_core.cli.predict", "segment an image, a folder or a video into label/colour/overlay PNGs"),
-    (
-        "label-bag",
-        "fast_scnn_core.bags.label",
-        "segment every frame of camera topics in a rosbag2 into a new bag (offline)",
-    ),
-    (
-        "bag-to-dataset",
-        "fast_scnn_core.bags.to_dataset",
-        "extract a rosbag2's camera frames into a folder dataset for training",
-    ),
-    ("export", "fast_scnn_core.infer.graph", "export a checkpoint to ONNX or TorchScript with dynamic height/width"),
-    ("bench", "fast_scnn_core.cli.bench", "paper-protocol speed benchmark over backends, devices and resolutions"),
-    ("info", "fast_scnn_core.cli.info", "parameter count and FLOPs at the paper's resolutions"),
-)
+# Command `label-bag` is the module fast_scnn_core.cli.label_bag, and so on; each defines add_arguments(parser)
+# and run(args) -> exit status. Modules are imported only for the command that runs (help included), and import
+# torch & co. only inside run(): `fast-scnn --help` and every command's --help answer without loading torch.
+HELP = {
+    "synth": "write a synthetic dataset in the Cityscapes layout",
+    "train": "train with the paper's recipe (config YAML + key=value overrides)",
+    "eval": "class/category mIoU, per-class IoU and pixel accuracy of a checkpoint",
+    "predict": "segment an image, a folder or a video into label/colour/overlay PNGs",
+    "label-bag": "segment every frame of camera topics in a rosbag2 into a new bag (offline)",
+    "bag-to-dataset": "extract a rosbag2's camera frames into a folder dataset for training",
+    "export": "export a checkpoint to ONNX or TorchScript with dynamic height/width",
+    "bench": "paper-protocol speed benchmark over backends, devices and resolutions",
+    "info": "parameter count and FLOPs at the paper's resolutions",
+    "import-weights": "import a published Cityscapes checkpoint (mmsegmentation, Tramac) exactly",
+}
+COMMANDS = tuple((name, "fast_scnn_core.cli." + name.replace("-", "_"), text) for name, text in HELP.items())
 
 
 def _command_in(argv: list[str]) -> str | None:

@@ -23,18 +23,23 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from fast_scnn_core.atomic import atomic_write_text
 from fast_scnn_core.errors import ConfigError
-from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
-from fast_scnn_core.labels import CITYSCAPES, ClassSet
-from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint
-from fast_scnn_core.model.network import FastSCNN
+from fast_scnn_core.infer.options import InferenceConfig
+from fast_scnn_core.limits import parse_sizes
+
+if TYPE_CHECKING:  # annotations only: torch, numpy and the engine are imported when the command runs
+    import numpy as np
+
+    from fast_scnn_core.infer.segmenter import Segmenter
+    from fast_scnn_core.labels import ClassSet
+    from fast_scnn_core.model.network import FastSCNN
 
 PAPER_SIZES = ((1024, 2048), (512, 1024), (256, 512))
 QUICK_SIZES = ((64, 128), (96, 160))
@@ -76,6 +81,9 @@ def variants(device: str, backends: list[str], fp16: bool, compile: bool) -> lis
 
 def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A deterministic street-like test picture: smooth colour regions with edges, not white noise."""
+    import numpy as np
+    import torch
+
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (1, 3, max(2, height // 64), max(2, width // 64))).astype(np.float32)
     image = torch.nn.functional.interpolate(torch.from_numpy(coarse), size=(height, width), mode="nearest")
@@ -112,9 +120,11 @@ def run_benchmark(
     fp16: bool = False,
     compile: bool = False,
     image: np.ndarray | None = None,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> list[dict]:
     """Rows of results, one per (device, size, mode, variant)."""
+    from fast_scnn_core.infer.segmenter import Segmenter
+
     rows = []
     for device in devices:
         for size in sizes:
@@ -127,25 +137,32 @@ def run_benchmark(
                 reference = segmenters[BASELINE](picture).labels
                 agreement = {n: float((s(picture).labels == reference).mean()) for n, s in segmenters.items()}
                 times = _time(segmenters, picture, warmup, frames)
-                base_ms = 1000 * statistics.fmean(times[BASELINE])
-                for name, samples in times.items():
-                    ms = 1000 * statistics.fmean(samples)
-                    row = {
-                        "device": device,
-                        "height": size[0],
-                        "width": size[1],
-                        "mode": mode,
-                        "variant": name,
-                        "ms": ms,
-                        "median_ms": 1000 * statistics.median(samples),
-                        "fps": 1000 / ms,
-                        "ratio": base_ms / ms,
-                        "agreement": agreement[name],
-                        "frames": len(samples),
-                        "warmup": warmup,
-                    }
+                where = {"device": device, "height": size[0], "width": size[1], "mode": mode}
+                for row in _rows(times, agreement, where, warmup):
                     rows.append(row)
                     log(_format_row(row))
+    return rows
+
+
+def _rows(times: dict[str, list[float]], agreement: dict[str, float], where: dict, warmup: int) -> list[dict]:
+    """One row per variant of a (device, size, mode): mean and median ms, fps, ratio to the baseline, agreement."""
+    base_ms = 1000 * statistics.fmean(times[BASELINE])
+    rows = []
+    for name, samples in times.items():
+        ms = 1000 * statistics.fmean(samples)
+        rows.append(
+            {
+                **where,
+                "variant": name,
+                "ms": ms,
+                "median_ms": 1000 * statistics.median(samples),
+                "fps": 1000 / ms,
+                "ratio": base_ms / ms,
+                "agreement": agreement[name],
+                "frames": len(samples),
+                "warmup": warmup,
+            }
+        )
     return rows
 
 
@@ -184,6 +201,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
 
 
 def machine_info(threads: int, command: str) -> dict:
+    import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -209,16 +228,6 @@ def machine_info(threads: int, command: str) -> dict:
     }
 
 
-def _sizes(text: str) -> tuple[tuple[int, int], ...]:
-    try:
-        sizes = tuple(tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item)
-    except ValueError:
-        sizes = ()
-    if not sizes or any(len(s) != 2 or min(s) < 32 for s in sizes):
-        raise ConfigError(f"--sizes {text!r}: expected HxW[,HxW...] with H, W >= 32, e.g. 512x1024")
-    return sizes  # type: ignore[return-value]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint to time (default: an untrained 19-class model)")
     parser.add_argument("--devices", default="auto", help="comma-separated: cpu, cuda, cuda:N; auto = cpu and cuda")
@@ -236,52 +245,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", help="write the table here")
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
+def _model(checkpoint: str | None) -> tuple[FastSCNN, ClassSet, tuple, tuple]:
+    """(model, classes, mean, std) of `checkpoint`, or an untrained 19-class Cityscapes model without one."""
+    if checkpoint:
+        from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint
 
-    if args.checkpoint:
-        payload = load_checkpoint(args.checkpoint)
-        model, classes = build_model(payload), class_set_of(payload)
-        mean, std = tuple(payload["mean"]), tuple(payload["std"])
-    else:
-        model, classes = FastSCNN(CITYSCAPES.num_classes, aux=False), CITYSCAPES
-        from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+        payload = load_checkpoint(checkpoint)
+        return build_model(payload), class_set_of(payload), tuple(payload["mean"]), tuple(payload["std"])
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from fast_scnn_core.model.network import FastSCNN
 
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])] if args.devices == "auto" else None
-    devices = devices or [d.strip() for d in args.devices.split(",") if d.strip()]
-    sizes = QUICK_SIZES if args.quick else _sizes(args.sizes)
+    return FastSCNN(CITYSCAPES.num_classes, aux=False), CITYSCAPES, IMAGENET_MEAN, IMAGENET_STD
+
+
+def _devices(text: str) -> list[str]:
+    """`--devices`: a comma-separated list; `auto` is the CPU and, when there is one, CUDA."""
+    if text != "auto":
+        return [d.strip() for d in text.split(",") if d.strip()]
+    import torch
+
+    return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+def _plan(args: argparse.Namespace) -> dict:
+    """The run_benchmark arguments `args` ask for, refused with the option's name when they make no sense."""
+    sizes = QUICK_SIZES if args.quick else parse_sizes(args.sizes)
     warmup, frames = (2, 3) if args.quick else (args.warmup, args.frames)
     if warmup < 0 or frames < 1:
         raise ConfigError("--warmup must be >= 0 and --frames >= 1")
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or any(m not in ("cls", "prob") for m in modes):
         raise ConfigError(f"--modes {args.modes!r}: expected cls, prob or cls,prob")
+    return {
+        "devices": _devices(args.devices),
+        "backends": [b.strip() for b in args.backends.split(",")],
+        "sizes": sizes,
+        "modes": modes,
+        "warmup": warmup,
+        "frames": frames,
+        "threads": args.threads,
+        "fp16": args.fp16,
+        "compile": args.compile,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    model, classes, mean, std = _model(args.checkpoint)
     image = None
     if args.image:
-        from fast_scnn_core.cli.predict import read_rgb
+        from fast_scnn_core.data.images import read_rgb
 
         image = read_rgb(Path(args.image))
     command = "fast-scnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "fast-scnn bench"
     machine = machine_info(args.threads, command)
     print(f"{machine['cpu']}, {machine['gpu'] or 'no GPU'}, threads {machine['threads']}")
     print(HEADER)
-    rows = run_benchmark(
-        model,
-        classes,
-        mean,
-        std,
-        devices=devices,
-        backends=[b.strip() for b in args.backends.split(",")],
-        sizes=sizes,
-        modes=modes,
-        warmup=warmup,
-        frames=frames,
-        threads=args.threads,
-        fp16=args.fp16,
-        compile=args.compile,
-        image=image,
-    )
+    rows = run_benchmark(model, classes, mean, std, image=image, **plan)
     if args.json:
         atomic_write_text(args.json, json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     if args.markdown:

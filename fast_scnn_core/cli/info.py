@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from fast_scnn_core.model.network import FastSCNN, count_parameters
-
 PAPER_RESOLUTIONS: tuple[tuple[int, int], ...] = ((1024, 2048), (512, 1024), (256, 512))
 PAPER_PARAMETERS = 1_110_000
 
 
-def flops(model: FastSCNN, height: int, width: int) -> int:
-    """FLOPs (2 x multiply-accumulates of convolutions and matmuls) of one batch-1 inference.
+def summary(
+    num_classes: int = 19, resolutions: tuple[tuple[int, int], ...] = PAPER_RESOLUTIONS, variant: str = "paper"
+) -> dict:
+    """Parameters (inference graph and with auxiliary heads) and FLOPs per resolution of `variant`."""
+    from fast_scnn_core.model.flops import flops
+    from fast_scnn_core.model.network import FastSCNN, count_parameters
 
-    Counted by `torch.utils.flop_counter` on the meta device: exact for the graph, no compute.
-    """
-    with torch.device("meta"):
-        meta_model = FastSCNN(model.num_classes, aux=False).eval()
-        x = torch.empty(1, 3, height, width)
-        with FlopCounterMode(display=False) as counter:
-            meta_model(x)
-    return counter.get_total_flops()
-
-
-def summary(num_classes: int = 19, resolutions: tuple[tuple[int, int], ...] = PAPER_RESOLUTIONS) -> dict:
-    """Parameters (inference graph and with auxiliary heads) and FLOPs per resolution."""
-    model = FastSCNN(num_classes)
+    model = FastSCNN(num_classes, variant=variant)
     return {
         "num_classes": num_classes,
         "parameters": count_parameters(model),
@@ -40,12 +27,17 @@ def summary(num_classes: int = 19, resolutions: tuple[tuple[int, int], ...] = PA
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=19, help="number of output classes (default 19)")
+    # fast_scnn_core.model.network.VARIANTS, spelt out so that --help imports no torch
+    parser.add_argument(
+        "--variant", choices=("paper", "mmseg", "tramac"), default="paper", help="architecture (default paper)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    info = summary(args.num_classes)
+    info = summary(args.num_classes, variant=args.variant)
     delta = 100.0 * (info["parameters"] - PAPER_PARAMETERS) / PAPER_PARAMETERS
-    print(f"Fast-SCNN, {info['num_classes']} classes")
+    variant = "" if args.variant == "paper" else f", variant {args.variant}"
+    print(f"Fast-SCNN, {info['num_classes']} classes{variant}")
     print(f"parameters (inference):   {info['parameters']:,}  ({delta:+.1f}% vs the paper's 1.11 M)")
     print(f"parameters (+ aux heads): {info['parameters_with_aux']:,}  (training only)")
     print("GFLOPs (batch 1, conv + matmul, 2 FLOPs per MAC):")

@@ -17,27 +17,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-
-import cv2
-import numpy as np
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
-from fast_scnn_core.data.dataset import header_size
+from fast_scnn_core.cli.engine_args import add_engine_arguments, inference_config_from_args
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
-from fast_scnn_core.infer.options import add_option_argument
-from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
-from fast_scnn_core.infer.visualize import colorize, overlay
-from fast_scnn_core.labels import CITYSCAPES, cityscapes_train_id_to_id
-from fast_scnn_core.limits import size_problem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import cv2
+    import numpy as np
+
+    from fast_scnn_core.infer.options import InferenceConfig
+    from fast_scnn_core.infer.segmenter import Segmenter
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 OUTPUTS = ("labels", "color", "overlay")
 LABEL_IDS = "label_ids"  # the --label-ids output: Cityscapes labelIds named like the input image
-TRAIN_ID_TO_ID = cityscapes_train_id_to_id()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,21 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_engine_arguments(parser)
-
-
-# The engine options the commands that run a Segmenter take as flags (--device, ..., --threads).
-ENGINE_OPTIONS = ("device", "backend", "fp16", "width", "height", "threads")
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """The Segmenter options of the commands that run one (predict, label-bag, bag-to-dataset)."""
-    for name in ENGINE_OPTIONS:
-        add_option_argument(parser, name)
-
-
-def engine_config(args: argparse.Namespace) -> InferenceConfig:
-    """The InferenceConfig of `add_engine_arguments`' options and --checkpoint."""
-    return InferenceConfig(checkpoint=args.checkpoint, **{name: getattr(args, name) for name in ENGINE_OPTIONS})
 
 
 def _outputs(text: str | None, label_ids: bool) -> tuple[str, ...]:
@@ -101,6 +86,8 @@ def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
 
 
 def _write_png(path: Path, image: np.ndarray, overwrite: bool) -> None:
+    import cv2
+
     if path.exists() and not overwrite:
         raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
     if image.ndim == 3:
@@ -111,33 +98,34 @@ def _write_png(path: Path, image: np.ndarray, overwrite: bool) -> None:
     atomic_write_bytes(path, encoded.tobytes())
 
 
-def _write(rgb: np.ndarray, labels: np.ndarray, targets: dict[str, Path], palette: np.ndarray, args) -> None:
-    for name, path in targets.items():
-        if name == "labels":
-            picture = labels
-        elif name == LABEL_IDS:
-            picture = TRAIN_ID_TO_ID[labels]
-        elif name == "color":
-            picture = colorize(labels, palette)
-        else:
-            picture = overlay(rgb, labels, palette, args.alpha)
-        _write_png(path, picture, args.overwrite)
+@dataclass
+class Pictures:
+    """Draws and writes the chosen outputs of one image or frame: class colours, overlay opacity, --overwrite."""
+
+    palette: np.ndarray
+    alpha: float
+    overwrite: bool
+    train_id_to_id: np.ndarray  # for --label-ids
+
+    def write(self, rgb: np.ndarray, labels: np.ndarray, targets: dict[str, Path]) -> None:
+        from fast_scnn_core.infer.visualize import colorize, overlay
+
+        for name, path in targets.items():
+            if name == "labels":
+                picture = labels
+            elif name == LABEL_IDS:
+                picture = self.train_id_to_id[labels]
+            elif name == "color":
+                picture = colorize(labels, self.palette)
+            else:
+                picture = overlay(rgb, labels, self.palette, self.alpha)
+            _write_png(path, picture, self.overwrite)
 
 
-def read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
-    """An image file as uint8 (H, W, 3) RGB (grey and RGBA are converted); DataError if unreadable.
+def _pictures(segmenter: Segmenter, args: argparse.Namespace) -> Pictures:
+    from fast_scnn_core.labels import cityscapes_train_id_to_id
 
-    The size is read from the file's header and checked against the engine's limits first, so a
-    small file claiming a huge image (a decompression bomb) is refused without being decoded.
-    """
-    width, height, _ = header_size(path)
-    problem = size_problem(width, height, max_pixels)
-    if problem:
-        raise DataError(f"{path}: {problem}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return Pictures(segmenter.classes.palette(), args.alpha, args.overwrite, cityscapes_train_id_to_id())
 
 
 def _images(root: Path) -> list[Path]:
@@ -147,6 +135,8 @@ def _images(root: Path) -> list[Path]:
 
 
 def _frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    import cv2
+
     while True:
         ok, bgr = capture.read()
         if not ok:
@@ -163,11 +153,23 @@ def run(args: argparse.Namespace) -> int:
     outputs = _outputs(args.outputs, args.label_ids)
     out = Path(args.out)
     remove_stale_temporaries(out)  # left by a killed run's writes
-    config = engine_config(args)
+    config = inference_config_from_args(args)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         if args.label_ids:
             raise FastSCNNError("--label-ids writes Cityscapes submissions from images; extract the frames first")
         return _predict_video(source, out, outputs, config, args)
+    return _predict_images(source, out, outputs, config, args)
+
+
+def _predict_images(
+    source: Path, out: Path, outputs: tuple[str, ...], config: InferenceConfig, args: argparse.Namespace
+) -> int:
+    from tqdm import tqdm
+
+    from fast_scnn_core.data.images import read_rgb
+    from fast_scnn_core.infer.segmenter import Segmenter
+    from fast_scnn_core.labels import CITYSCAPES
+
     images = _images(source)
     if not images:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {source}")
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             f"--label-ids maps the 19 Cityscapes classes to labelIds, but {args.checkpoint} predicts "
             f"{segmenter.classes.num_classes} classes {list(segmenter.classes.names)[:4]}...; use --outputs labels"
         )
-    palette = segmenter.classes.palette()
+    pictures = _pictures(segmenter, args)
     failed = 0
     for image_path, targets in tqdm(jobs, desc="predict", unit="image", disable=len(jobs) < 2):
         try:
@@ -190,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             tqdm.write(f"fast-scnn predict: skipped: {exc}", file=sys.stderr)
             continue
-        _write(rgb, labels, targets, palette, args)
+        pictures.write(rgb, labels, targets)
     print(f"wrote {', '.join(outputs)} PNGs for {len(jobs) - failed} image(s) under {out}")
     if failed:
         print(f"fast-scnn predict: {failed} image(s) skipped (unreadable or refused)", file=sys.stderr)
@@ -198,7 +200,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_video(source: Path, out: Path, outputs: tuple[str, ...], config: InferenceConfig, args) -> int:
+def _predict_video(
+    source: Path, out: Path, outputs: tuple[str, ...], config: InferenceConfig, args: argparse.Namespace
+) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from fast_scnn_core.infer.segmenter import Segmenter
+
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise DataError(f"cannot open video {source}")
@@ -209,10 +218,10 @@ def _predict_video(source: Path, out: Path, outputs: tuple[str, ...], config: In
             expected = [p for i in range(total) for p in _targets(folder / f"{i:06d}", outputs).values()]
             _refuse_existing(expected, args.overwrite)
         segmenter = Segmenter.from_checkpoint(args.checkpoint, config)
-        palette = segmenter.classes.palette()
+        pictures = _pictures(segmenter, args)
         count = 0
         for count, rgb in enumerate(tqdm(_frames(capture), total=total, desc="predict", unit="frame"), start=1):
-            _write(rgb, segmenter(rgb).labels, _targets(folder / f"{count - 1:06d}", outputs), palette, args)
+            pictures.write(rgb, segmenter(rgb).labels, _targets(folder / f"{count - 1:06d}", outputs))
     finally:
         capture.release()
     if count == 0:

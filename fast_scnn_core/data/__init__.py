@@ -1,4 +1,4 @@
-"""Datasets (Cityscapes layout, generic image/mask folders), transforms and the synthetic generator.
+"""Datasets (Cityscapes layout, generic image/mask folders), image files, transforms and the synthetic generator.
 
 `build_dataset` is the one place a layout name becomes a dataset (the table `BUILDERS`, like
 torchvision references' `get_dataset`); `fast-scnn train` and `fast-scnn eval` both use it.
@@ -34,6 +34,7 @@ class DataConfig:
     brightness: float = 0.2
     channel_noise: int = 20
     workers: int = 4
+    strict: bool = False  # label files without their image: an error instead of a warning
 
 
 # Every builder takes (data, splits, annotation, classes, transform, seed); each layout reads the
@@ -44,11 +45,11 @@ Builder = Callable[
 
 
 def _cityscapes(data: DataConfig, splits: Sequence[str], annotation: Annotation, classes, transform, seed: int):
-    return cityscapes_dataset(data.root, splits, annotation, transform, seed)
+    return cityscapes_dataset(data.root, splits, annotation, transform, seed, data.strict)
 
 
 def _folder(data: DataConfig, splits: Sequence[str], annotation: Annotation, classes, transform, seed: int):
-    return folder_dataset(data.root, splits, classes or load_classes(data.classes), transform, seed)
+    return folder_dataset(data.root, splits, classes or load_classes(data.classes), transform, seed, data.strict)
 
 
 BUILDERS: dict[str, Builder] = {"cityscapes": _cityscapes, "folder": _folder}

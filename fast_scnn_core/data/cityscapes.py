@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from fast_scnn_core.data.dataset import INVALID, Pair, SegmentationDataset
+from fast_scnn_core.data.dataset import INVALID, Pair, SegmentationDataset, pair_up
 from fast_scnn_core.errors import DataError
 from fast_scnn_core.labels import CITYSCAPES, CITYSCAPES_LABELS, cityscapes_id_to_train_id
 
@@ -34,8 +34,11 @@ def cityscapes_lookup() -> np.ndarray:
     return table
 
 
-def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtFine") -> list[Pair]:
-    """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing."""
+def cityscapes_pairs(
+    root: str | Path, split: str, annotation: Annotation = "gtFine", strict: bool = False
+) -> list[Pair]:
+    """(image, labelIds) pairs of one split, sorted; DataError if the split is empty or a label is missing.
+    LabelIds files without their image: a warning naming them, DataError if `strict` (`pair_up`)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(
@@ -52,17 +55,17 @@ def cityscapes_pairs(root: str | Path, split: str, annotation: Annotation = "gtF
     images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not images:
         raise DataError(f"{image_dir}: empty split; expected <city>/*{IMAGE_SUFFIX} files")
-    pairs = []
-    for image in images:
+    corrupt = KNOWN_CORRUPT.get(split, ())
+    kept = [image for image in images if image.name[: -len(IMAGE_SUFFIX)] not in corrupt]
+    for image in sorted(set(images) - set(kept)):
+        print(f"warning: skipped {image}: a known corrupt Cityscapes frame (all black)", file=sys.stderr)
+
+    def label_of(image: Path) -> Path:
         stem = image.name[: -len(IMAGE_SUFFIX)]
-        if stem in KNOWN_CORRUPT.get(split, ()):
-            print(f"warning: skipped {image}: a known corrupt Cityscapes frame (all black)", file=sys.stderr)
-            continue
-        label = root / annotation / split / image.parent.name / f"{stem}_{annotation}_labelIds.png"
-        if not label.is_file():
-            raise DataError(f"{image}: its label {label} does not exist")
-        pairs.append(Pair(image, label))
-    return pairs
+        return root / annotation / split / image.parent.name / f"{stem}_{annotation}_labelIds.png"
+
+    found = set((root / annotation / split).glob(f"*/*_{annotation}_labelIds.png"))
+    return pair_up(kept, label_of, labels=found - {label_of(image) for image in images}, strict=strict)
 
 
 def cityscapes_dataset(
@@ -71,9 +74,10 @@ def cityscapes_dataset(
     annotation: Annotation = "gtFine",
     transform: Callable | None = None,
     seed: int = 0,
+    strict: bool = False,
 ) -> SegmentationDataset:
     """The 19-class Cityscapes dataset over one or more splits (e.g. train + train_extra with gtCoarse)."""
-    pairs = [pair for split in splits for pair in cityscapes_pairs(root, split, annotation)]
+    pairs = [pair for split in splits for pair in cityscapes_pairs(root, split, annotation, strict)]
     name = f"{root} {annotation} {'+'.join(splits)}"
     lookup = cityscapes_lookup()
     valid = f"Cityscapes labelIds 0..{int(np.flatnonzero(lookup != INVALID).max())} (the *_labelIds.png files)"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from PIL import ExifTags, Image
 from torch.utils.data import Dataset
 
+from fast_scnn_core.data.images import header_size, read_image, read_label
 from fast_scnn_core.errors import DataError
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
 
@@ -27,27 +27,43 @@ class Pair:
     label: Path
 
 
-def header_size(path: Path, what: str = "image", exif_rotation: bool = True) -> tuple[int, int, str]:
-    """(width, height, PIL mode) from the file's header alone; the pixels are not decoded.
+# How many unmatched files a warning or an error names (after their count).
+NAMED_UNMATCHED = 3
 
-    With `exif_rotation` the size is the one cv2.imread(IMREAD_COLOR) decodes to: it applies the
-    EXIF orientation, so a 90-degree rotation swaps width and height (IMREAD_UNCHANGED does not).
+
+def pair_up(
+    images: Iterable[Path],
+    label_of: Callable[[Path], Path],
+    what: str = "label",
+    *,
+    labels: Iterable[Path] = (),
+    strict: bool = False,
+) -> list[Pair]:
+    """Each image with its label file `label_of(image)`; DataError naming an image whose `what` does not exist.
+
+    `labels`: the label files found beside the images. Those no image names (their image was deleted or
+    renamed) are left out, with a warning giving their count and the first few; `strict`: a DataError instead.
     """
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            exif = image.info.get("exif")  # getexif() would decode a PNG without an eXIf chunk
-            mode = image.mode
-    except (OSError, ValueError):
-        raise DataError(f"{path}: cannot read the {what} (missing, corrupt or not an image file)") from None
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: {exc}") from None
-    if exif_rotation and exif:
-        tags = Image.Exif()
-        tags.load(exif)
-        if tags.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
-            width, height = height, width
-    return width, height, mode
+    pairs = []
+    for image in images:
+        label = label_of(image)
+        if not label.is_file():
+            raise DataError(f"{image}: its {what} {label} does not exist")
+        pairs.append(Pair(image, label))
+    report_unmatched(sorted(set(labels) - {pair.label for pair in pairs}), what, strict)
+    return pairs
+
+
+def report_unmatched(unmatched: Sequence[Path], what: str, strict: bool) -> None:
+    """Say that `unmatched` files (of kind `what`) have no image: a warning on stderr, or DataError if `strict`."""
+    if not unmatched:
+        return
+    named = ", ".join(str(path) for path in unmatched[:NAMED_UNMATCHED])
+    more = f" and {len(unmatched) - NAMED_UNMATCHED} more" if len(unmatched) > NAMED_UNMATCHED else ""
+    message = f"{len(unmatched)} {what} file(s) have no image: {named}{more}"
+    if strict:
+        raise DataError(f"{message}; restore their images or remove them (data.strict=true)")
+    print(f"warning: {message}; left out (data.strict=true makes this an error)", file=sys.stderr)
 
 
 def check_pair(pair: Pair, image_size: tuple[int, int], label_size: tuple[int, int]) -> None:
@@ -71,26 +87,6 @@ def check_headers(pairs: Sequence[Pair]) -> None:
                 "save the ids as 8-bit greyscale PNG"
             )
         check_pair(pair, (image_w, image_h), (label_w, label_h))
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, or DataError naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"{path}: cannot read the image (missing, corrupt or not an image file)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path: Path) -> np.ndarray:
-    """(H, W) uint8 label ids, or DataError naming the file."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DataError(f"{path}: cannot read the label image (missing, corrupt or not an image file)")
-    if label.ndim != 2 or label.dtype != np.uint8:
-        raise DataError(
-            f"{path}: expected a single-channel 8-bit label image of ids, got shape {label.shape} {label.dtype}"
-        )
-    return label
 
 
 def worker_error(exc: DataError) -> DataError:

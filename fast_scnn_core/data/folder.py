@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fast_scnn_core.data.dataset import Pair, SegmentationDataset, identity_lookup
+from fast_scnn_core.data.dataset import Pair, SegmentationDataset, identity_lookup, pair_up
 from fast_scnn_core.errors import DataError
 from fast_scnn_core.labels import ClassSet, load_class_set
 
@@ -26,8 +26,9 @@ def load_classes(path: str | Path) -> ClassSet:
         raise DataError(str(exc)) from None
 
 
-def folder_pairs(root: str | Path, split: str) -> list[Pair]:
-    """(image, mask) pairs of one split, sorted; DataError if the split is empty or a mask is missing."""
+def folder_pairs(root: str | Path, split: str, strict: bool = False) -> list[Pair]:
+    """(image, mask) pairs of one split, sorted; DataError if the split is empty or a mask is missing.
+    Masks without their image: a warning naming them, DataError if `strict` (`pair_up`)."""
     root = Path(root)
     image_dir, mask_dir = root / "images" / split, root / "masks" / split
     if not image_dir.is_dir():
@@ -35,13 +36,11 @@ def folder_pairs(root: str | Path, split: str) -> list[Pair]:
     images = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise DataError(f"{image_dir}: empty split; expected image files ({', '.join(IMAGE_EXTENSIONS)})")
-    pairs = []
-    for image in images:
-        mask = (mask_dir / image.relative_to(image_dir)).with_suffix(".png")
-        if not mask.is_file():
-            raise DataError(f"{image}: its mask {mask} does not exist")
-        pairs.append(Pair(image, mask))
-    return pairs
+
+    def mask_of(image: Path) -> Path:
+        return (mask_dir / image.relative_to(image_dir)).with_suffix(".png")
+
+    return pair_up(images, mask_of, "mask", labels=mask_dir.rglob("*.png"), strict=strict)
 
 
 def folder_dataset(
@@ -50,7 +49,8 @@ def folder_dataset(
     classes: ClassSet,
     transform: Callable | None = None,
     seed: int = 0,
+    strict: bool = False,
 ) -> SegmentationDataset:
     """Image/mask folders of one or more splits for `classes`."""
-    pairs = [pair for split in splits for pair in folder_pairs(root, split)]
+    pairs = [pair for split in splits for pair in folder_pairs(root, split, strict)]
     return SegmentationDataset(pairs, classes, identity_lookup(classes), transform, seed, f"{root} {'+'.join(splits)}")

@@ -1,4 +1,4 @@
-"""`fast-scnn synth`: a deterministic procedural street-scene dataset in the exact Cityscapes layout.
+"""A deterministic procedural street-scene dataset in the exact Cityscapes layout (`fast-scnn synth`).
 
 Each frame is drawn from its own seed (dataset seed, split, index), so a frame does not depend on
 how many others are written. Scenes have perspective (a vanishing point: road and sidewalks narrow
@@ -11,14 +11,14 @@ labelIds, including an ignored `ego vehicle` bonnet, so the Cityscapes loader ru
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fast_scnn_core.atomic import atomic_path, remove_stale_temporaries
-from fast_scnn_core.errors import ConfigError, DataError
+from fast_scnn_core.errors import DataError
 from fast_scnn_core.labels import cityscapes_id_to_train_id
 
 # Cityscapes labelIds of what the generator draws (cityscapesScripts labels.py).
@@ -83,20 +83,31 @@ def _draw_person(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray
     cv2.circle(labels, (x, y - int(h * 0.9)), max(1, h // 10), PERSON, -1)
 
 
-def synthetic_label_ids(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """One procedural street scene: (H, W, 3) uint8 RGB and (H, W) uint8 Cityscapes labelIds."""
-    image = np.zeros((height, width, 3), np.uint8)
-    labels = np.zeros((height, width), np.uint8)
-    horizon = int(height * rng.uniform(0.35, 0.5))
-    vx = width * rng.uniform(0.4, 0.6)
+@dataclass(frozen=True)
+class Street:
+    """The perspective of one scene: the horizon's row, the vanishing point's column, the road's edges at the bottom."""
 
-    # Sky: a vertical gradient from a bluish top to a paler horizon.
+    height: int
+    width: int
+    horizon: int
+    vx: float
+    left: float = 0.0
+    right: float = 0.0
+
+
+def _draw_sky(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, street: Street) -> None:
+    """A vertical gradient from a bluish top to a paler horizon."""
+    horizon = street.horizon
     top, bottom = np.array(_jitter(rng, (70, 130, 200), 30)), np.array(_jitter(rng, (180, 200, 225), 25))
     t = np.linspace(0.0, 1.0, horizon + 1)[:, None]
     image[: horizon + 1] = (top * (1 - t) + bottom * t).astype(np.uint8)[:, None, :]
     labels[: horizon + 1] = SKY
 
-    # Ground: sidewalk everywhere below the horizon, with paving tiles, then the road trapezoid on top.
+
+def _draw_ground(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, street: Street) -> Street:
+    """Sidewalk everywhere below the horizon, with paving tiles, then the road trapezoid on top; the street with
+    the road's edges."""
+    height, width, horizon, vx = street.height, street.width, street.horizon, street.vx
     image[horizon:] = _jitter(rng, (175, 150, 160), 25)
     labels[horizon:] = SIDEWALK
     tile = max(3, height // 40)
@@ -109,8 +120,12 @@ def synthetic_label_ids(rng: np.random.Generator, height: int, width: int) -> tu
         ya, yb = horizon + (height - horizon) * a**2, horizon + (height - horizon) * b**2
         xa, xb = vx + ((left + right) / 2 - vx) * a**2, vx + ((left + right) / 2 - vx) * b**2
         cv2.line(image, (int(xa), int(ya)), (int(xb), int(yb)), (220, 220, 210), max(1, int(4 * b)))
+    return Street(height, width, horizon, vx, left, right)
 
-    # Buildings left and right of the vanishing point, standing on the horizon.
+
+def _draw_buildings(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, street: Street) -> None:
+    """Buildings left and right of the vanishing point, standing on the horizon."""
+    width, horizon, vx = street.width, street.horizon, street.vx
     for side_start, side_end in ((0, int(vx - width * 0.08)), (int(vx + width * 0.08), width)):
         x = side_start
         while x < side_end:
@@ -120,51 +135,75 @@ def synthetic_label_ids(rng: np.random.Generator, height: int, width: int) -> tu
             )
             x += w + int(rng.integers(0, max(1, width // 30)))
 
-    # Objects sorted far to near, sized by their distance below the horizon (perspective).
-    objects = []
-    for _ in range(int(rng.integers(1, 4))):
-        objects.append(("tree", rng.uniform(0.0, 0.25)))
-    for _ in range(int(rng.integers(1, 4))):
-        objects.append(("pole", rng.uniform(0.1, 0.9)))
-    for _ in range(int(rng.integers(1, 4))):
-        objects.append(("car", rng.uniform(0.2, 0.9)))
-    for _ in range(int(rng.integers(1, 4))):
-        objects.append(("person", rng.uniform(0.15, 0.9)))
-    for kind, depth in sorted(objects, key=lambda o: o[1]):
-        y = int(horizon + (height - horizon) * depth)
-        scale = (y - horizon) / max(1, height - horizon)
-        road_left = vx + (left - vx) * scale
-        road_right = vx + (right - vx) * scale
-        off_road = (
-            road_left * rng.uniform(0.2, 0.9)
-            if rng.random() < 0.5
-            else road_right + (width - road_right) * rng.uniform(0.1, 0.8)
-        )
-        if kind == "tree":
-            r = max(3, int(height * 0.25 * (0.3 + scale)))
-            _draw_tree(rng, image, labels, int(off_road), y - 2 * r, r)
-        elif kind == "pole":
-            h, w = int(height * 0.6 * (0.3 + scale)), max(1, int(width * 0.008 * (0.5 + scale)))
-            x = int(off_road)
-            cv2.rectangle(image, (x, y - h), (x + w, y), _jitter(rng, (150, 150, 150), 30), -1)
-            cv2.rectangle(labels, (x, y - h), (x + w, y), POLE, -1)
-        elif kind == "car":
-            w = max(6, int(width * 0.3 * scale))
-            x = int(road_left + (road_right - road_left - w) * rng.uniform(0.0, 1.0))
-            _draw_car(rng, image, labels, x, y, w)
-        else:
-            _draw_person(rng, image, labels, int(off_road), y, max(6, int(height * 0.45 * scale)))
 
-    # The ego vehicle's bonnet at the bottom: ignored in training, as in Cityscapes.
+def _scene_objects(rng: np.random.Generator) -> list[tuple[str, float]]:
+    """1-3 trees, poles, cars and people, each with its depth (0: horizon, 1: bottom), sorted far to near."""
+    objects = []
+    for kind, low, high in (("tree", 0.0, 0.25), ("pole", 0.1, 0.9), ("car", 0.2, 0.9), ("person", 0.15, 0.9)):
+        for _ in range(int(rng.integers(1, 4))):
+            objects.append((kind, rng.uniform(low, high)))
+    return sorted(objects, key=lambda o: o[1])
+
+
+def _draw_object(
+    rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, street: Street, kind: str, depth: float
+) -> None:
+    """One object at `depth`, sized by its distance below the horizon; cars on the road, the rest beside it."""
+    height, width, horizon, vx = street.height, street.width, street.horizon, street.vx
+    y = int(horizon + (height - horizon) * depth)
+    scale = (y - horizon) / max(1, height - horizon)
+    road_left = vx + (street.left - vx) * scale
+    road_right = vx + (street.right - vx) * scale
+    off_road = (
+        road_left * rng.uniform(0.2, 0.9)
+        if rng.random() < 0.5
+        else road_right + (width - road_right) * rng.uniform(0.1, 0.8)
+    )
+    if kind == "tree":
+        r = max(3, int(height * 0.25 * (0.3 + scale)))
+        _draw_tree(rng, image, labels, int(off_road), y - 2 * r, r)
+    elif kind == "pole":
+        h, w = int(height * 0.6 * (0.3 + scale)), max(1, int(width * 0.008 * (0.5 + scale)))
+        x = int(off_road)
+        cv2.rectangle(image, (x, y - h), (x + w, y), _jitter(rng, (150, 150, 150), 30), -1)
+        cv2.rectangle(labels, (x, y - h), (x + w, y), POLE, -1)
+    elif kind == "car":
+        w = max(6, int(width * 0.3 * scale))
+        x = int(road_left + (road_right - road_left - w) * rng.uniform(0.0, 1.0))
+        _draw_car(rng, image, labels, x, y, w)
+    else:
+        _draw_person(rng, image, labels, int(off_road), y, max(6, int(height * 0.45 * scale)))
+
+
+def _draw_bonnet(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray, street: Street) -> None:
+    """The ego vehicle's bonnet at the bottom: ignored in training, as in Cityscapes."""
+    height, width = street.height, street.width
     bonnet = int(height * rng.uniform(0.03, 0.08))
     hood = np.array([[0, height], [width * 0.1, height - bonnet], [width * 0.9, height - bonnet], [width, height]])
     _fill(image, labels, hood, _jitter(rng, (30, 30, 35), 10), EGO_VEHICLE)
 
-    # Camera: illumination gradient, sensor noise, slight blur.
+
+def _camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """What the camera adds: an illumination gradient, sensor noise, slight blur."""
+    width = image.shape[1]
     gain = np.linspace(rng.uniform(0.75, 1.1), rng.uniform(0.75, 1.1), width, dtype=np.float32)[None, :, None]
     noisy = image.astype(np.float32) * gain + rng.normal(0.0, 6.0, image.shape).astype(np.float32)
-    image = cv2.GaussianBlur(noisy.clip(0, 255).astype(np.uint8), (3, 3), 0)
-    return image, labels
+    return cv2.GaussianBlur(noisy.clip(0, 255).astype(np.uint8), (3, 3), 0)
+
+
+def synthetic_label_ids(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One procedural street scene: (H, W, 3) uint8 RGB and (H, W) uint8 Cityscapes labelIds."""
+    image = np.zeros((height, width, 3), np.uint8)
+    labels = np.zeros((height, width), np.uint8)
+    # Drawn back to front, each part from the same generator in this order (a frame depends on its seed only).
+    street = Street(height, width, int(height * rng.uniform(0.35, 0.5)), width * rng.uniform(0.4, 0.6))
+    _draw_sky(rng, image, labels, street)
+    street = _draw_ground(rng, image, labels, street)
+    _draw_buildings(rng, image, labels, street)
+    for kind, depth in _scene_objects(rng):
+        _draw_object(rng, image, labels, street, kind, depth)
+    _draw_bonnet(rng, image, labels, street)
+    return _camera(rng, image), labels
 
 
 def frame_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -200,30 +239,3 @@ def write_synthetic_dataset(
                         raise DataError(f"cannot write {path}")
             written.append(image_path)
     return written
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`256x512` -> (256, 512) as (height, width)."""
-    h, sep, w = text.lower().partition("x")
-    if not sep or not h.isdigit() or not w.isdigit() or int(h) < 32 or int(w) < 32:
-        raise ConfigError(f"--size {text!r}: expected HEIGHTxWIDTH with both >= 32, e.g. 256x512")
-    return int(h), int(w)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="data/synth", help="dataset root to write (default: data/synth)")
-    parser.add_argument("--train", type=int, default=24, help="training frames (default: 24)")
-    parser.add_argument("--val", type=int, default=6, help="validation frames (default: 6)")
-    parser.add_argument("--test", type=int, default=0, help="test frames (default: 0)")
-    parser.add_argument("--size", default="256x512", help="HEIGHTxWIDTH of each frame (default: 256x512)")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed; same seed, same files (default: 0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    height, width = parse_size(args.size)
-    counts = {"train": args.train, "val": args.val, "test": args.test}
-    if any(n < 0 for n in counts.values()):
-        raise ConfigError(f"frame counts must be >= 0, got {counts}")
-    written = write_synthetic_dataset(args.out, {k: n for k, n in counts.items() if n > 0}, height, width, args.seed)
-    print(f"wrote {len(written)} frames of {width}x{height} ({counts}) to {args.out} in the Cityscapes layout")
-    return 0

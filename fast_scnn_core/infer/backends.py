@@ -1,4 +1,4 @@
-"""Execution backends of the Segmenter; each runs `export.SegmentationGraph` (uint8 NHWC -> labels [+ confidence]).
+"""Execution backends of the Segmenter; each runs `graph.SegmentationGraph` (uint8 NHWC -> labels [+ confidence]).
 
 - `TorchEngine`: PyTorch with BatchNorm folded, channels_last, fp16 on CUDA, optional torch.compile.
 - `OnnxRuntimeEngine`: the same graph exported to ONNX (in memory) and run by ONNX Runtime with

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import threading
 import typing
 from dataclasses import Field, dataclass, field
 from typing import Any, Literal
@@ -18,6 +20,10 @@ from fast_scnn_core.limits import DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE
 
 # torch.set_num_threads(100000) kills the process (SIGSEGV, no message); 1024 runs and is more than any CPU has.
 MAX_THREADS = 1024
+# The machine's bound below that: more threads than this per CPU the process may run on only compete for the
+# same CPUs, and each reserves a stack (8 MB of address space by default): `threads: 1024` under an address-space
+# limit hung the node (issue 20). `thread_limit()`.
+THREADS_PER_CPU = 4
 # Engine batches: the default on CUDA (a ring of four cameras; TensorRT's shape profile is built for it) and the bound.
 GPU_BATCH, MAX_BATCH = 4, 64
 
@@ -60,14 +66,21 @@ class InferenceConfig:
         "input", "input: outputs at the input image's size; inference: at the inference resolution"
     )
     mode: Literal["cls", "prob"] = _option(
-        "cls", "cls: labels only; prob: also the per-pixel max softmax probability (the confidence)"
+        "cls",
+        "cls: labels only; prob: also the per-pixel max softmax probability (the confidence; not calibrated for "
+        "checkpoints imported from mmsegmentation, trained with a sigmoid loss)",
     )
     max_pixels: int = _option(
         DEFAULT_MAX_PIXELS,
         "images (a batch: all its images) with more pixels are refused as bad input (memory guard)",
         (MIN_SIDE * MIN_SIDE, MAX_SIDE * MAX_SIDE),
     )
-    threads: int = _option(0, "CPU threads for torch/onnxruntime", (1, MAX_THREADS), "the library's default")
+    threads: int = _option(
+        0,
+        f"CPU threads for torch/onnxruntime, at most {THREADS_PER_CPU}x the CPUs available to the process",
+        (1, MAX_THREADS),
+        "the library's default",
+    )
     # 0 = 1 on CPU: batches there were no faster per frame and grow ONNX Runtime's arena (docs/ros.md, camera ring)
     max_batch: int = _option(
         0,
@@ -127,6 +140,44 @@ def option_help(name: str) -> str:
     return text
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (taskset, a container's cpuset), else all of them."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return os.cpu_count() or 1
+
+
+def thread_limit() -> int:
+    """The most `threads` this process accepts: THREADS_PER_CPU x available_cpus(), and never over MAX_THREADS."""
+    return min(MAX_THREADS, THREADS_PER_CPU * available_cpus())
+
+
+def check_threads_start(threads: int, pools: int = 2) -> None:
+    """ConfigError unless this process can start the threads of `pools` pools of `threads` now (each thread with the
+    default stack, as OpenMP's and ONNX Runtime's get; torch's pool and ONNX Runtime's = 2); stopped again at once.
+
+    torch's OpenMP (libgomp) ends the whole process when it cannot create its pool ("Thread creation failed",
+    exit 1; a hang when that exit waits for the process's other threads): the clear cases are refused here first.
+    """
+    release = threading.Event()
+    started: list[threading.Thread] = []
+    try:
+        for _ in range(threads * pools):
+            thread = threading.Thread(target=release.wait, name="threads-check", daemon=True)
+            thread.start()
+            started.append(thread)
+    except RuntimeError as exc:  # "can't start new thread": address space, memory or the process limit
+        raise ConfigError(
+            f"threads {threads}: the engine's thread pools need {threads * pools} threads, this process could "
+            f"start only {len(started)} more ({exc}); lower threads, or 0 = the library's default"
+        ) from None
+    finally:
+        release.set()
+        for thread in started:
+            thread.join()
+
+
 def _validate(config: InferenceConfig) -> None:
     """Check every option against its field's type and metadata, then the options against each other."""
     hints = typing.get_type_hints(InferenceConfig)
@@ -142,6 +193,13 @@ def _validate(config: InferenceConfig) -> None:
             lo, hi = f.metadata["range"]
             if not (lo <= value <= hi or (value == 0 and "zero" in f.metadata)):
                 raise ConfigError(f"{f.name} {value} is out of range: expected {_bounds(f.metadata)}")
+    limit = thread_limit()
+    if config.threads > limit:
+        raise ConfigError(
+            f"threads {config.threads} is more than {THREADS_PER_CPU}x the {available_cpus()} CPU(s) available to "
+            f"this process: expected 1..{limit}, or 0 = the library's default (more threads only compete for the "
+            "same CPUs, each with its own stack)"
+        )
     if config.width * config.height > config.max_pixels:
         raise ConfigError(
             f"inference resolution {config.width}x{config.height} exceeds max_pixels={config.max_pixels}; "

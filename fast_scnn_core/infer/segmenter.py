@@ -4,7 +4,7 @@ Preprocessing (resize to the inference resolution, normalisation with the checkp
 and postprocessing (argmax, max-softmax confidence, resize back) run on the device; only the
 uint8 image goes in and only uint8 labels (and float32 confidence in `prob` mode) come back.
 
-Every backend runs the same graph (`export.SegmentationGraph`: uint8 NHWC -> uint8 labels), so
+Every backend runs the same graph (`graph.SegmentationGraph`: uint8 NHWC -> uint8 labels), so
 they differ only in execution (see `backends.py`). When the inference resolution differs from
 the image's, the image is resized on the device (bilinear, antialiased when shrinking) and, for
 `output_resolution: input`, the labels come back with nearest-neighbour and the confidence with
@@ -13,7 +13,6 @@ bilinear interpolation, which is cheaper than upsampling C-channel logits to the
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from fast_scnn_core.device import resolve_device
 from fast_scnn_core.errors import ConfigError, InputError
 from fast_scnn_core.infer.backends import resolve_backend
-from fast_scnn_core.infer.graph import SegmentationGraph
+from fast_scnn_core.infer.graph import pipeline_graph
 from fast_scnn_core.infer.options import (  # re-exported: the options are part of the engine's API
     GPU_BATCH,
     MAX_THREADS,
@@ -37,13 +36,12 @@ from fast_scnn_core.infer.options import (  # re-exported: the options are part 
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.limits import size_problem
 from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
-from fast_scnn_core.model.fuse import fold_batchnorm
 from fast_scnn_core.model.network import FastSCNN
 
 __all__ = [
     "MAX_THREADS",
     "InferenceConfig",
-    "Segmentation",
+    "SegmentationResult",
     "Segmenter",
     "option_choices",
     "option_help",
@@ -59,7 +57,7 @@ _LIBRARY_THREADS = torch.get_num_threads()
 
 
 @dataclass
-class Segmentation:
+class SegmentationResult:
     """Engine output: labels (H, W) or (N, H, W) uint8; confidence float32 of the same shape in prob mode."""
 
     labels: np.ndarray
@@ -67,7 +65,7 @@ class Segmentation:
 
 
 class Segmenter:
-    """Runs Fast-SCNN on uint8 RGB images: `segmenter(image)` -> Segmentation."""
+    """Runs Fast-SCNN on uint8 RGB images: `segmenter(image)` -> SegmentationResult."""
 
     def __init__(
         self,
@@ -85,23 +83,21 @@ class Segmenter:
         self.backend = resolve_backend(config.backend, self.device)
         fp16 = config.fp16 and self.device.type == "cuda"
         torch.set_num_threads(config.threads or _LIBRARY_THREADS)
-        model = copy.deepcopy(model).cpu().float().eval()  # the caller's model is left as it was
+        # On a copy of the model (the caller's is left as it was); only the eager baseline keeps BatchNorm.
+        graph = pipeline_graph(model, mean, std, config.mode, fold=config.optimize or self.backend != "torch")
         if self.backend == "torch":
             from fast_scnn_core.infer.backends import TorchEngine
 
-            graph = SegmentationGraph(fold_batchnorm(model) if config.optimize else model, mean, std, config.mode)
             self.engine = TorchEngine(
                 graph, self.device, fp16=fp16, channels_last=config.optimize, compile=config.compile
             )
         elif self.backend == "onnxruntime":
             from fast_scnn_core.infer.backends import OnnxRuntimeEngine
 
-            graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             self.engine = OnnxRuntimeEngine(graph, self.device, threads=config.threads, fp16=fp16)
         else:
             from fast_scnn_core.infer.backends import TensorRTEngine
 
-            graph = SegmentationGraph(fold_batchnorm(model), mean, std, config.mode)
             size = (config.height or 512, config.width or 1024)
             self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size, max_batch=self.max_batch)
 
@@ -112,16 +108,14 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, config: InferenceConfig | None = None) -> Segmenter:
-        """Load a checkpoint safely (weights_only) and build the engine `config` asks for."""
+        """Load a checkpoint safely (weights_only) and build the engine `config` asks for.
+
+        The one checkpoint -> engine path: commands pass `--checkpoint`, the ROS node `config.checkpoint`.
+        """
+        if not path:
+            raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
         payload = load_checkpoint(path)
         return cls(build_model(payload), class_set_of(payload), config, tuple(payload["mean"]), tuple(payload["std"]))
-
-    @classmethod
-    def from_config(cls, config: InferenceConfig) -> Segmenter:
-        """The engine for `config.checkpoint` (what the ROS node calls with its parameters)."""
-        if not config.checkpoint:
-            raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
-        return cls.from_checkpoint(config.checkpoint, config)
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) an image of height x width is segmented at: the configured width/height, 0 = the image's own."""
@@ -155,13 +149,13 @@ class Segmenter:
             )
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray) -> Segmentation:
+    def __call__(self, image: np.ndarray) -> SegmentationResult:
         image = self._check(image)
         [(labels, confidence)] = self._run([image[None] if image.ndim == 3 else image])
         if image.ndim == 3:
             labels = labels[0]
             confidence = None if confidence is None else confidence[0]
-        return Segmentation(labels, confidence)
+        return SegmentationResult(labels, confidence)
 
     def plan_batches(self, sizes: Sequence[tuple[int, int]]) -> list[list[int]]:
         """Indices of images of these (H, W) sizes grouped into engine batches, for `segment_batch`.
@@ -187,7 +181,7 @@ class Segmenter:
         return batches
 
     @torch.inference_mode()
-    def segment_batch(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
+    def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
         """Segment (H, W, 3) images of any input sizes that share an inference size as one engine batch.
 
         Result i is image i's, at its own size (`output_resolution: input`), with the same resizing
@@ -207,7 +201,7 @@ class Segmenter:
             raise InputError(f"a batch of {len(images)} images of {pixels} pixels exceeds max_pixels")
         self._check_inference_pixels(len(images), sizes.pop())
         return [
-            Segmentation(labels[0], None if confidence is None else confidence[0])
+            SegmentationResult(labels[0], None if confidence is None else confidence[0])
             for labels, confidence in self._run([image[None] for image in images])
         ]
 

@@ -8,17 +8,25 @@ Every loaded payload is validated against one schema, `CheckpointMetadata` (type
 `config.from_dict`, meaning in its `__post_init__`), and its weights must be finite: whatever the
 file holds, a user gets one line saying which file, which field and what was expected, never a
 traceback and never NaN labels from a damaged file.
+
+Format 2 added `variant` (which `FastSCNN` architecture the weights are for: "paper", "mmseg",
+"tramac") and `imported_from` (the published file `fast-scnn import-weights` read). A checkpoint
+that needs neither, a paper model trained here, is still written as format 1, so releases before
+format 2 keep reading it; they refuse any other ("checkpoint format 2 is newer than this release
+reads") instead of building the paper's network around weights made for another. A format-1 file
+is a paper model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
 import stat
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -26,9 +34,10 @@ from fast_scnn_core.atomic import atomic_write_bytes
 from fast_scnn_core.config import from_dict, quick_start_hint
 from fast_scnn_core.errors import CheckpointError, ConfigError
 from fast_scnn_core.labels import IGNORE_INDEX, ClassSet
-from fast_scnn_core.model.network import ARCH_VERSION, AUX_PREFIXES, FastSCNN
+from fast_scnn_core.model.network import ARCH_VERSION, AUX_PREFIXES, FastSCNN, Variant
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_PAPER = 1  # what a paper model without `imported_from` is written as (readable by releases before 2)
 ARCHITECTURE = "fast_scnn"
 
 # ImageNet statistics on 0..1 pixel values, the default normalisation (stored in each checkpoint).
@@ -39,6 +48,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESUME_KEYS = ("optimizer", "scaler", "best_miou", "history")
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+_LEGACY_MAGIC = b"\x80\x02"  # torch.save before 1.6 (and _use_new_zipfile_serialization=False): a pickle
 
 
 @dataclass
@@ -57,8 +67,23 @@ class StoredClasses:
 
 
 @dataclass
+class ImportedFrom:
+    """`imported_from` of a checkpoint written by `fast-scnn import-weights`: the published file its weights are."""
+
+    source: Literal["mmseg", "tramac"]  # the layout it was read as (`--from`)
+    project: str  # the project that published it
+    file: str  # its file name
+    sha256: str  # of the whole file, hex
+    reported_miou: float | None = None  # Cityscapes val mIoU (%) the project reports, when the file is its release
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"sha256 {_short(repr(self.sha256))}: expected 64 lowercase hex digits")
+
+
+@dataclass
 class CheckpointMetadata:
-    """The schema of a format-1 checkpoint: every key `save_checkpoint` writes, with its type and meaning."""
+    """The schema of a checkpoint (formats 1 and 2): every key `save_checkpoint` writes, its type and meaning."""
 
     format: int
     architecture: str
@@ -73,8 +98,12 @@ class CheckpointMetadata:
     iteration: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     training_state: dict[str, Any] = field(default_factory=dict)
+    variant: Variant = "paper"  # format 2
+    imported_from: ImportedFrom | None = None  # format 2
 
     def __post_init__(self) -> None:
+        if self.format < 2 and (self.variant != "paper" or self.imported_from is not None):
+            raise ValueError(f"format {self.format} holds paper models only; variant and imported_from need format 2")
         names = self.classes.names
         if not (1 <= self.num_classes < IGNORE_INDEX and self.num_classes == len(names)):
             raise ValueError(
@@ -120,8 +149,9 @@ def save_checkpoint(
     iteration: int = 0,
     metrics: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
+    imported_from: ImportedFrom | None = None,
 ) -> None:
-    """Write a checkpoint atomically.
+    """Write a checkpoint atomically, with the model's variant (format 1 for a paper model not imported).
 
     `training_state` holds what exact resume needs (optimizer, scheduler, scaler, RNG states); it
     must contain only tensors and plain Python values so `weights_only` loading accepts it.
@@ -129,8 +159,9 @@ def save_checkpoint(
     if model.num_classes != classes.num_classes:
         raise CheckpointError(f"model has {model.num_classes} classes but the class set has {classes.num_classes}")
     module = model.module if hasattr(model, "module") else model
+    variant = getattr(module, "variant", "paper")
     payload = {
-        "format": FORMAT_VERSION,
+        "format": FORMAT_PAPER,
         "architecture": ARCHITECTURE,
         "arch_version": ARCH_VERSION,
         "num_classes": classes.num_classes,
@@ -144,6 +175,10 @@ def save_checkpoint(
         "metrics": metrics or {},
         "training_state": training_state or {},
     }
+    if variant != "paper" or imported_from is not None:
+        payload.update(format=FORMAT_VERSION, variant=variant)
+        if imported_from is not None:
+            payload["imported_from"] = dataclasses.asdict(imported_from)
     path = Path(path)
     kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
     _check_payload(payload, f"not saving {path} ({kept})")  # never write what loading would refuse
@@ -162,11 +197,7 @@ def load_checkpoint(
     `resume=True` also requires the training state an exact resume needs (last.pt has it, best.pt not).
     """
     path = Path(path)
-    _check_file(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, KeyError... for bad files
-        raise _load_error(path, exc) from None
+    payload = safe_load(path, map_location)
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is not a fast-scnn checkpoint (it holds a {type(payload).__name__})")
     required = [f.name for f in fields(CheckpointMetadata) if f.default is MISSING and f.default_factory is MISSING]
@@ -181,13 +212,18 @@ def load_checkpoint(
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{path}: format {_short(repr(version))}, expected a format version (integer >= 1)")
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this release reads")
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this release reads (it may be for a network "
+            "variant this release cannot build); upgrade fast-scnn"
+        )
     if payload["arch_version"] != ARCH_VERSION:
         raise CheckpointError(
             f"{path}: architecture version {_short(repr(payload['arch_version']))}, this fast_scnn_core builds version "
             f"{ARCH_VERSION}; use the release that wrote it or retrain"
         )
     _check_payload(payload, f"{path} is not a valid fast-scnn checkpoint")
+    payload.setdefault("variant", "paper")  # format 1
+    payload.setdefault("imported_from", None)
     if resume:
         state = payload.get("training_state", {})
         missing = [k for k in RESUME_KEYS if k not in state]
@@ -199,7 +235,17 @@ def load_checkpoint(
     return payload
 
 
-def _check_file(path: Path) -> None:
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu", *, legacy: bool = False) -> Any:
+    """`torch.load(weights_only=True)` of a file (also the pre-zip format with `legacy`); failures are one line."""
+    path = Path(path)
+    _check_file(path, legacy)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, KeyError... for bad files
+        raise _load_error(path, exc) from None
+
+
+def _check_file(path: Path, legacy: bool = False) -> None:
     """Say what `path` is when it is not a checkpoint file: missing, a directory, a FIFO, a device, empty."""
     try:
         mode = path.stat().st_mode
@@ -223,7 +269,7 @@ def _check_file(path: Path) -> None:
             start = f.read(4)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    if start != _ZIP_MAGIC:
+    if start != _ZIP_MAGIC and not (legacy and start.startswith(_LEGACY_MAGIC)):
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file starts with "
             f"{start.hex(' ')})"
@@ -239,8 +285,10 @@ def _load_error(path: Path, exc: Exception) -> CheckpointError:
             f"{path} refers to Python code ({unsafe[1]}), which safe loading refuses: a checkpoint holds only "
             "tensors and plain values, so this file was not written by fast-scnn (or was altered); do not use it"
         )
-    if "central directory" in text or isinstance(exc, EOFError):
+    if "central directory" in text:
         return CheckpointError(f"{path} is truncated or damaged (incomplete zip archive); use another copy")
+    if isinstance(exc, EOFError) or "unexpected EOF" in text:
+        return CheckpointError(f"{path} is truncated or damaged (it ends early); use another copy")
     if isinstance(exc, OSError):
         return CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}")
     return CheckpointError(f"{path} is damaged or not a fast-scnn checkpoint ({type(exc).__name__} while reading it)")
@@ -257,15 +305,19 @@ def class_set_of(payload: dict[str, Any]) -> ClassSet:
 
 
 def build_model(payload: dict[str, Any], *, aux: bool = False, num_classes: int | None = None) -> FastSCNN:
-    """A FastSCNN with the checkpoint's weights (auxiliary heads only when `aux`)."""
+    """A FastSCNN of the checkpoint's variant with its weights (auxiliary heads only when `aux`)."""
     if num_classes is not None and num_classes != payload["num_classes"]:
         raise CheckpointError(f"checkpoint has {payload['num_classes']} classes, expected {num_classes}")
-    model = FastSCNN(payload["num_classes"], aux=aux)
+    variant = payload.get("variant", "paper")
+    model = FastSCNN(payload["num_classes"], aux=aux, variant=variant)
     state = payload["model"]
     if not aux:
         state = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIXES)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit FastSCNN: {exc}") from None
+        problems = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())  # torch: one a line
+        raise CheckpointError(
+            f"checkpoint weights do not fit FastSCNN(variant={variant!r}): {_short(problems, 300)}"
+        ) from None
     return model

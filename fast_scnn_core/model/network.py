@@ -17,11 +17,30 @@ dropout p=0.1, and the auxiliary heads are 3x3 conv-BN-ReLU -> dropout -> 1x1 co
 
 Every resize is to an explicit size taken from the tensors, never a fixed scale factor, so any
 input height and width work (97x131 included).
+
+Variants. The published Cityscapes checkpoints were trained with architectures that depart from
+the paper in five places (found by reading both projects' code, each confirmed against their own
+outputs: test/core/test_weights.py). `variant` picks one, so `fast-scnn import-weights` loads
+them exactly; "paper" is this file's reading of the paper and the default.
+
+| `Architecture` field (what it switches)                      | paper       | mmseg   | tramac |
+|--------------------------------------------------------------|-------------|---------|--------|
+| stem_padding: first Conv2D 3x3 stride 2                      | 1           | 1       | 0      |
+| dsconv_depthwise_relu: ReLU after each DSConv's depthwise BN | no (3.2.1)  | no      | yes    |
+| ppm_project_kernel: pyramid pooling output conv 256 -> 128   | 1x1         | 3x3     | 1x1    |
+| fusion_dilation: Table 3 DWConv, low-resolution branch       | 4 (Table 3) | 1       | 1      |
+| align_corners: every bilinear resize (PPM, fusion, output)   | False       | False   | True   |
+
+mmseg: OpenMMLab mmsegmentation `fast_scnn_lr0.12_8x4_160k_cityscapes` (70.96 val mIoU); tramac:
+Tramac/Fast-SCNN-pytorch `fast_scnn_citys.pth` (54.84). Parameter names are the same for all three
+(`weights.py` maps the published files onto them); only `global_feature_extractor.ppm.project.conv.weight`
+changes shape (3x3 for mmseg). A checkpoint records its variant (`checkpoint.py`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -36,6 +55,27 @@ OUTPUT_MODES: tuple[str, ...] = ("logits", "prob", "cls")
 # state_dict prefixes of the training-only auxiliary heads (absent from inference models)
 AUX_PREFIXES: tuple[str, ...] = ("aux_downsample.", "aux_global.")
 
+Variant = Literal["paper", "mmseg", "tramac"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The five places where the published implementations depart from the paper (defaults: paper)."""
+
+    stem_padding: int = 1  # learning to downsample: padding of the first Conv2D 3x3 stride 2
+    dsconv_depthwise_relu: bool = False  # ReLU after each DSConv's depthwise BN (sec. 3.2.1: none)
+    ppm_project_kernel: int = 1  # pyramid pooling output conv 256 -> 128: 1x1 (PSPNet) or 3x3 padding 1
+    fusion_dilation: int = 4  # Table 3: DWConv (dilation X) on the low-resolution branch
+    align_corners: bool = False  # every bilinear resize: pyramid pooling, feature fusion, final upsampling
+
+
+PAPER = Architecture()
+VARIANTS: dict[str, Architecture] = {
+    "paper": PAPER,
+    "mmseg": Architecture(ppm_project_kernel=3, fusion_dilation=1),
+    "tramac": Architecture(stem_padding=0, dsconv_depthwise_relu=True, fusion_dilation=1, align_corners=True),
+}
+
 
 class ConvBN(nn.Sequential):
     """Conv2d (no bias) -> BatchNorm -> optional ReLU; the unit every table row is built from."""
@@ -49,8 +89,10 @@ class ConvBN(nn.Sequential):
         dilation: int = 1,
         groups: int = 1,
         relu: bool = True,
+        padding: int | None = None,
     ) -> None:
-        padding = dilation * (kernel_size - 1) // 2
+        if padding is None:  # "same" padding
+            padding = dilation * (kernel_size - 1) // 2
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             conv=nn.Conv2d(
                 in_channels,
@@ -72,12 +114,13 @@ class ConvBN(nn.Sequential):
 class DSConv(nn.Module):
     """Depthwise separable convolution (Table 1 'DSConv'): depthwise 3x3 -> BN -> pointwise -> BN -> ReLU.
 
-    No non-linearity between the depthwise and pointwise convolution (sec. 3.2.1).
+    No non-linearity between the depthwise and pointwise convolution (sec. 3.2.1); Tramac's
+    implementation has one (`depthwise_relu`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, depthwise_relu: bool = False) -> None:
         super().__init__()
-        self.depthwise = ConvBN(in_channels, in_channels, 3, stride, groups=in_channels, relu=False)
+        self.depthwise = ConvBN(in_channels, in_channels, 3, stride, groups=in_channels, relu=depthwise_relu)
         self.pointwise = ConvBN(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,17 +180,27 @@ def _pool_matrix(size: int | torch.Tensor, bins: int, like: torch.Tensor) -> tor
 class PyramidPooling(nn.Module):
     """Pyramid pooling module (PSPNet) at the end of the global feature extractor (Table 1 'PPM')."""
 
-    def __init__(self, in_channels: int, out_channels: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        bins: tuple[int, ...] = (1, 2, 3, 6),
+        project_kernel: int = 1,
+        align_corners: bool = False,
+    ) -> None:
         super().__init__()
         self.bins = tuple(bins)
+        self.align_corners = align_corners
         branch_channels = in_channels // len(self.bins)
         self.stages = nn.ModuleList(ConvBN(in_channels, branch_channels, 1) for _ in self.bins)
-        self.project = ConvBN(in_channels + branch_channels * len(self.bins), out_channels, 1)
+        self.project = ConvBN(in_channels + branch_channels * len(self.bins), out_channels, project_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pooled = [
-            F.interpolate(stage(adaptive_avg_pool2d(x, bins)), size=size, mode="bilinear", align_corners=False)
+            F.interpolate(
+                stage(adaptive_avg_pool2d(x, bins)), size=size, mode="bilinear", align_corners=self.align_corners
+            )
             for bins, stage in zip(self.bins, self.stages, strict=True)
         ]
         return self.project(torch.cat([x, *pooled], dim=1))
@@ -156,11 +209,13 @@ class PyramidPooling(nn.Module):
 class LearningToDownsample(nn.Module):
     """Learning to downsample (sec. 3.2.1): Conv2D 3x3 s2 -> 32, DSConv s2 -> 48, DSConv s2 -> 64."""
 
-    def __init__(self, in_channels: int = 3, c1: int = 32, c2: int = 48, c3: int = 64) -> None:
+    def __init__(
+        self, in_channels: int = 3, c1: int = 32, c2: int = 48, c3: int = 64, arch: Architecture = PAPER
+    ) -> None:
         super().__init__()
-        self.conv = ConvBN(in_channels, c1, 3, stride=2)
-        self.dsconv1 = DSConv(c1, c2, stride=2)
-        self.dsconv2 = DSConv(c2, c3, stride=2)
+        self.conv = ConvBN(in_channels, c1, 3, stride=2, padding=arch.stem_padding)
+        self.dsconv1 = DSConv(c1, c2, stride=2, depthwise_relu=arch.dsconv_depthwise_relu)
+        self.dsconv2 = DSConv(c2, c3, stride=2, depthwise_relu=arch.dsconv_depthwise_relu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dsconv2(self.dsconv1(self.conv(x)))
@@ -169,12 +224,14 @@ class LearningToDownsample(nn.Module):
 class GlobalFeatureExtractor(nn.Module):
     """Global feature extractor (sec. 3.2.2): three bottleneck rows of Table 1, then PPM."""
 
-    def __init__(self, in_channels: int = 64, t: int = 6, out_channels: int = 128) -> None:
+    def __init__(self, in_channels: int = 64, t: int = 6, out_channels: int = 128, arch: Architecture = PAPER) -> None:
         super().__init__()
         self.stage1 = bottleneck_stage(in_channels, t=t, c=64, n=3, s=2)
         self.stage2 = bottleneck_stage(64, t=t, c=96, n=3, s=2)
         self.stage3 = bottleneck_stage(96, t=t, c=128, n=3, s=1)
-        self.ppm = PyramidPooling(128, out_channels)
+        self.ppm = PyramidPooling(
+            128, out_channels, project_kernel=arch.ppm_project_kernel, align_corners=arch.align_corners
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ppm(self.stage3(self.stage2(self.stage1(x))))
@@ -188,16 +245,24 @@ class FeatureFusion(nn.Module):
     `zero_skip` drops the high-resolution contribution (the paper's ablation, sec. 4.2).
     """
 
-    def __init__(self, high_channels: int = 64, low_channels: int = 128, out_channels: int = 128, x: int = 4) -> None:
+    def __init__(
+        self,
+        high_channels: int = 64,
+        low_channels: int = 128,
+        out_channels: int = 128,
+        x: int = 4,
+        align_corners: bool = False,
+    ) -> None:
         super().__init__()
         self.zero_skip = False
+        self.align_corners = align_corners
         self.dwconv = ConvBN(low_channels, low_channels, 3, dilation=x, groups=low_channels)
         self.conv_low = ConvBN(low_channels, out_channels, 1, relu=False)
         self.conv_high = ConvBN(high_channels, out_channels, 1, relu=False)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        low = F.interpolate(low, size=high.shape[-2:], mode="bilinear", align_corners=False)
+        low = F.interpolate(low, size=high.shape[-2:], mode="bilinear", align_corners=self.align_corners)
         low = self.conv_low(self.dwconv(low))
         if self.zero_skip:
             return self.relu(low)
@@ -207,10 +272,10 @@ class FeatureFusion(nn.Module):
 class Classifier(nn.Module):
     """Classifier (sec. 3.2.4): DSConv 128 x2, dropout (sec. 4.1), Conv2D 1x1 -> num_classes."""
 
-    def __init__(self, channels: int, num_classes: int, dropout: float = 0.1) -> None:
+    def __init__(self, channels: int, num_classes: int, dropout: float = 0.1, depthwise_relu: bool = False) -> None:
         super().__init__()
-        self.dsconv1 = DSConv(channels, channels)
-        self.dsconv2 = DSConv(channels, channels)
+        self.dsconv1 = DSConv(channels, channels, depthwise_relu=depthwise_relu)
+        self.dsconv2 = DSConv(channels, channels, depthwise_relu=depthwise_relu)
         self.dropout = nn.Dropout(dropout)
         self.conv = nn.Conv2d(channels, num_classes, 1)
 
@@ -238,6 +303,8 @@ class FastSCNN(nn.Module):
     logits at the input's H and W, `{"out", "aux_downsample", "aux_global"}` (the auxiliary heads'
     only with `aux=True`); in eval mode one tensor chosen by `mode`: `logits` (N, C, H, W), `prob`
     softmax (N, C, H, W) or `cls` argmax labels (N, H, W, int64), at the input's H and W.
+
+    `variant` ("paper", "mmseg", "tramac") picks the `Architecture` switches (see `VARIANTS`).
     """
 
     def __init__(
@@ -247,16 +314,21 @@ class FastSCNN(nn.Module):
         aux: bool = True,
         dropout: float = 0.1,
         mode: OutputMode = "logits",
+        variant: Variant = "paper",
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         self.num_classes = num_classes
         self.mode = mode
-        self.learning_to_downsample = LearningToDownsample(in_channels)
-        self.global_feature_extractor = GlobalFeatureExtractor(64)
-        self.feature_fusion = FeatureFusion(64, 128, 128)
-        self.classifier = Classifier(128, num_classes, dropout)
+        self.variant = variant
+        arch = self.arch = VARIANTS[variant]
+        self.learning_to_downsample = LearningToDownsample(in_channels, arch=arch)
+        self.global_feature_extractor = GlobalFeatureExtractor(64, arch=arch)
+        self.feature_fusion = FeatureFusion(64, 128, 128, x=arch.fusion_dilation, align_corners=arch.align_corners)
+        self.classifier = Classifier(128, num_classes, dropout, depthwise_relu=arch.dsconv_depthwise_relu)
         if aux:
             self.aux_downsample = AuxHead(64, num_classes)
             self.aux_global = AuxHead(128, num_classes)
@@ -294,7 +366,8 @@ class FastSCNN(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mode: OutputMode | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Outputs as the class docstring says; `mode` overrides `self.mode` for this call only."""
         size = x.shape[-2:]
         high = self.learning_to_downsample(x)
         low = self.global_feature_extractor(high)
@@ -304,14 +377,32 @@ class FastSCNN(nn.Module):
             if self.aux_downsample is not None:
                 outputs.update(aux_downsample=self.aux_downsample(high), aux_global=self.aux_global(low))
             return {
-                name: F.interpolate(o, size=size, mode="bilinear", align_corners=False) for name, o in outputs.items()
+                name: F.interpolate(o, size=size, mode="bilinear", align_corners=self.arch.align_corners)
+                for name, o in outputs.items()
             }
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        if self._mode == "prob":
-            return logits.softmax(dim=1)
-        if self._mode == "cls":
-            return logits.argmax(dim=1)
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=self.arch.align_corners)
+        return postprocess(logits, self._mode if mode is None else mode)
+
+
+def postprocess(logits: torch.Tensor, mode: str) -> torch.Tensor:
+    """(N, C, H, W) logits -> the output `mode` names: the `logits`, `prob` softmax or `cls` argmax labels (N, H, W)."""
+    if mode == "prob":
+        return logits.softmax(dim=1)
+    if mode == "cls":
+        return logits.argmax(dim=1)
+    if mode == "logits":
         return logits
+    raise ValueError(f"mode must be one of {OUTPUT_MODES}, got {mode!r}")
+
+
+def labels_and_confidence(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, H, W) logits -> argmax labels (N, H, W) and their softmax probability (the max-softmax confidence).
+
+    The confidence is 1 / sum(exp(logits - max)): the max softmax probability without building
+    the (N, C, H, W) softmax.
+    """
+    top, labels = logits.max(dim=1)
+    return labels, 1.0 / torch.exp(logits - top.unsqueeze(1)).sum(dim=1)
 
 
 def count_parameters(model: nn.Module, inference_only: bool = True) -> int:

@@ -1,1 +1,1 @@
-"""Training with the paper's recipe: config, distributed set-up, run directory, loop, report and plots."""
+"""Training with the paper's recipe: recipe, distributed (torchrun, DDP), run_dir, loop, validate, report, finetune."""

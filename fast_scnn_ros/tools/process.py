@@ -6,6 +6,8 @@ is the installed executable `<prefix>/lib/fast_scnn_ros/segmentation_node` (or `
 `--ros-args`: the installed parameters file, `-p` overrides and `-r` remaps, as launch passes them, and the Fast
 DDS profile for large images in its environment (launch's `fastdds_profile` default). It runs in its own session
 (process group), so a stop reaches it as Ctrl-C in a terminal does; stdout and stderr go to one file.
+Talking to the running node (publishing frames, reading outputs, waiting until it is up) is
+fast_scnn_ros/tools/probe.py's.
 """
 
 from __future__ import annotations
@@ -19,17 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from rclpy.executors import Executor
-from rclpy.node import Node
-from rclpy.publisher import Publisher
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import String
-
 import fast_scnn_ros
+from fast_scnn_core.config import shipped_config
 
-# The node's own names; not imported from fast_scnn_ros.node, which loads torch (seconds) for a process
-# that may only publish images.
-CLASS_INFO_TOPIC = "/segmentation/class_info"
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 START_TIMEOUT = 120.0  # torch, onnxruntime and the model's export take tens of seconds on a loaded 2-core machine
 
@@ -48,11 +42,6 @@ def executable(lifecycle: bool = False) -> Path:
     return prefix_path("lib/fast_scnn_ros/" + ("segmentation_lifecycle_node" if lifecycle else "segmentation_node"))
 
 
-def installed_config(name: str) -> Path:
-    """share/fast_scnn_ros/config/<name> of this installation (segment.yaml, fastdds_large_images.xml, ...)."""
-    return prefix_path(f"share/fast_scnn_ros/config/{name}")
-
-
 def ros_value(value: object) -> str:
     """A Python value as `-p name:=value` text (ROS parses it as YAML: true, 0.5, [a, b])."""
     if isinstance(value, bool):
@@ -68,7 +57,7 @@ def use_large_images_profile(env: dict[str, str] | os._Environ = os.environ, pro
     `profile`, else the one `env` already names, else the installed config/fastdds_large_images.xml, as
     launch does: a best-effort publisher needs it for frames over ~400 KB (docs/ros.md, "Large images").
     """
-    profile = profile or env.get(PROFILE_VARIABLE) or installed_config("fastdds_large_images.xml")
+    profile = profile or env.get(PROFILE_VARIABLE) or shipped_config("fastdds_large_images.xml")
     if Path(profile).is_file():
         env[PROFILE_VARIABLE] = str(profile)
 
@@ -180,7 +169,7 @@ class NodeProcess(Process):
         log: Path,
         parameters: Mapping[str, object] | None = None,
         remaps: Mapping[str, str] | None = None,
-        params_file: Path | None = installed_config("segment.yaml"),  # noqa: B008 - a constant path
+        params_file: Path | None = shipped_config("segment.yaml"),  # noqa: B008 - a constant path
         ros_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         fastdds_profile: Path | None = None,
@@ -195,33 +184,3 @@ class NodeProcess(Process):
         args += [a for source, target in (remaps or {}).items() for a in ("-r", f"{source}:={target}")]
         command = [program, *args, *ros_args]
         super().__init__(command, log, node_environment(env, fastdds_profile), own_session=own_session)
-
-    def wait_ready(
-        self,
-        executor: Executor,
-        node: Node,
-        image_publisher: Publisher,
-        timeout: float = START_TIMEOUT,
-        class_info_topic: str = CLASS_INFO_TOPIC,
-    ) -> str:
-        """Spin `executor` (which holds `node`) until the node is up; its class_info JSON.
-
-        Up: its latched class_info arrived and it subscribes `image_publisher`'s topic, so the next image
-        published reaches it (a best-effort frame sent before the match is lost, as a camera's would be).
-        """
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        info: list[str] = []
-        subscription = node.create_subscription(String, class_info_topic, lambda m: info.append(m.data), latched)
-        deadline = time.monotonic() + timeout
-        try:
-            while not (info and image_publisher.get_subscription_count() > 0):
-                if not self.running():
-                    raise NodeStartError(f"the node exited with {self.popen.returncode}:\n{self.output()}")
-                if time.monotonic() > deadline:
-                    raise NodeStartError(f"the node did not come up within {timeout:.0f} s:\n{self.output()}")
-                executor.spin_once(timeout_sec=0.05)
-        finally:
-            node.destroy_subscription(subscription)
-        return info[0]

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from fast_scnn_core.config import load_config
 from fast_scnn_core.data.synthetic import write_synthetic_dataset
-from fast_scnn_core.train.loop import TrainConfig, train
+from fast_scnn_core.train.loop import train
+from fast_scnn_core.train.recipe import TrainConfig
 
 SYNTH_SIZE = (128, 256)  # height, width of the session dataset's frames
 
@@ -37,7 +39,7 @@ def make_tiny_config(root: Path, run_dir: Path, *overrides: str) -> TrainConfig:
         "plots=false",
         "log_every=1",
     ]
-    return load_config(TrainConfig, Path(__file__).parents[2] / "config/train_synthetic.yaml", [*base, *overrides])
+    return load_config(TrainConfig, REPO / "config/train_synthetic.yaml", [*base, *overrides])
 
 
 @pytest.fixture

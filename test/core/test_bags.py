@@ -34,9 +34,9 @@ from recordings import (
     write_drive,
 )
 from rosbags.rosbag2 import Reader
+from support import REPO, run_command, tree_env
 
 from fast_scnn_core import cli
-from fast_scnn_core.bags import label as label_bag_command
 from fast_scnn_core.bags.io import (
     COMPRESSED_IMAGE,
     IMAGE,
@@ -45,6 +45,7 @@ from fast_scnn_core.bags.io import (
     segmentation_namespace,
 )
 from fast_scnn_core.bags.to_dataset import FrameFilter, TimeSplit, frame_name
+from fast_scnn_core.cli import label_bag as label_bag_command
 from fast_scnn_core.image_msgs import compressed_to_rgb8, image_to_numpy, image_to_rgb8
 from fast_scnn_core.infer.segmenter import InferenceConfig, Segmenter
 from fast_scnn_core.infer.visualize import class_mask, colorize, overlay
@@ -52,7 +53,6 @@ from fast_scnn_core.labels import CITYSCAPES, load_class_set
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 
-REPO = Path(__file__).resolve().parents[2]
 CAMERAS = {"/front/image_raw": "/front", "/rear/image_raw": "/rear", "/side/image_raw/compressed": "/side"}
 
 
@@ -266,6 +266,7 @@ def test_labelling_a_labelled_bag_again_needs_replace_existing(tmp_path: Path, c
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.cli
 def test_interrupted_run_leaves_a_readable_bag_marked_incomplete(tmp_path: Path, checkpoint: Path, signum: int) -> None:
     drive, out = tmp_path / "drive", tmp_path / "labelled"
     written = write_camera_bag(drive, "mcap", frames=1500)
@@ -273,8 +274,7 @@ def test_interrupted_run_leaves_a_readable_bag_marked_incomplete(tmp_path: Path,
     # Inference at 256x512 (labels come back at the frames' 48x64): the run lasts tens of seconds, so the
     # signal always lands mid-run, even on a loaded machine.
     command += ["--checkpoint", str(checkpoint), "--topic", "/camera/image_raw", "--width", "512", "--height", "256"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, env=tree_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = tmp_path / "labelled.partial" / "labelled" / "labelled.mcap"
     deadline = time.monotonic() + 120
     while not (storage.exists() and storage.stat().st_size > 2**21):  # a few chunks written: mid-run
@@ -400,6 +400,7 @@ def test_frame_filter_keeps_every_nth_or_a_rate() -> None:
     assert rate.keep("/b", 10**8)  # per camera
 
 
+@pytest.mark.training
 def test_bag_to_dataset_then_training_works(
     tmp_path: Path, checkpoint: Path, segmenter: Segmenter, tiny_config
 ) -> None:
@@ -472,10 +473,11 @@ def test_readme_recorded_drives_commands_run_as_written(tmp_path: Path, monkeypa
     assert (tmp_path / "runs/drive/last.pt").is_file()
 
 
+@pytest.mark.cli
 def test_bag_speed_benchmark_runs(tmp_path: Path) -> None:
     """bench/bag_speed.py (docs/benchmarks.md) still runs; tiny frames instead of the documented 512x1024."""
     command = [sys.executable, str(REPO / "bench/bag_speed.py"), "--size", "64x128", "--frames", "8", "--repeats", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = run_command(command)
     assert result.returncode == 0, result.stderr
     assert "| label-bag, rgb8 Image, sqlite3 |" in result.stdout
     assert "| Segmenter alone, batch 4, frames in memory |" in result.stdout

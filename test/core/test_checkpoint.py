@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 import torch
 from models import TINY
+from support import REPO, tree_env
 
 from fast_scnn_core import cli
 from fast_scnn_core.atomic import atomic_path, remove_stale_temporaries
 from fast_scnn_core.errors import CheckpointError, StorageError
+from fast_scnn_core.model import checkpoint as checkpoint_module
 from fast_scnn_core.model.checkpoint import build_model, class_set_of, load_checkpoint, save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 from fast_scnn_core.train.loop import train
@@ -119,6 +121,8 @@ def remove(key: str) -> Callable[[dict], None]:
     return lambda data: data.pop(key)
 
 
+IMPORTED = {"source": "mmseg", "project": "OpenMMLab mmsegmentation", "file": "x.pth", "sha256": "0" * 64}
+
 # (id, how to make the file, what its one line must say)
 CORPUS = [
     ("format-as-string", crafted(replace("format", "1")), "format '1', expected a format version"),
@@ -140,6 +144,13 @@ CORPUS = [
     ("missing-classes", crafted(remove("classes")), "missing ['classes']"),
     ("foreign-architecture", crafted(replace("architecture", "resnet")), "architecture 'resnet'"),
     ("other-arch-version", crafted(replace("arch_version", 7)), "architecture version 7"),
+    ("unknown-variant", crafted(lambda data: data.update(format=2, variant="resnet")), "variant: expected one of"),
+    ("variant-in-format-1", crafted(replace("variant", "mmseg")), "format 1 holds paper models only"),
+    (
+        "imported-from-bad-sha256",
+        crafted(lambda data: data.update(format=2, imported_from=dict(IMPORTED, sha256="d3eb"))),
+        "sha256 'd3eb': expected 64 lowercase hex digits",
+    ),
     ("a-list", saved([1, 2, 3]), "not a fast-scnn checkpoint (it holds a list)"),
     ("nan-weight", crafted(lambda data: first_weight(data).view(-1).__setitem__(0, math.nan)), "holds 1 NaN and 0 inf"),
     (
@@ -218,6 +229,37 @@ def test_weights_that_do_not_fit_the_class_count_are_named(tmp_path: Path) -> No
         build_model(load_checkpoint(crafted(four_classes)(tmp_path / "y.pt")))
 
 
+def test_a_paper_checkpoint_stays_format_1_and_loads_as_paper(tmp_path: Path) -> None:
+    """Releases before format 2 keep reading paper models trained by this one (they reject unknown keys)."""
+    save_checkpoint(tmp_path / "x.pt", FastSCNN(3), TINY)
+    raw = torch.load(tmp_path / "x.pt", weights_only=True)
+    assert raw["format"] == 1 and "variant" not in raw and "imported_from" not in raw
+    payload = load_checkpoint(tmp_path / "x.pt")
+    assert payload["variant"] == "paper" and payload["imported_from"] is None
+    assert build_model(payload).variant == "paper"
+
+
+@pytest.mark.parametrize("variant", ["mmseg", "tramac"])
+def test_a_release_before_format_2_refuses_another_variant(
+    variant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It would build the paper's network around the weights: tramac's even load into it, silently wrong."""
+    save_checkpoint(tmp_path / "x.pt", FastSCNN(3, variant=variant), TINY)
+    assert load_checkpoint(tmp_path / "x.pt")["variant"] == variant
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 1)  # what such a release reads
+    with pytest.raises(CheckpointError, match="checkpoint format 2 is newer than this release reads"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_weights_of_another_variant_do_not_fit_in_one_line(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "x.pt", FastSCNN(3, variant="mmseg"), TINY)
+    payload = load_checkpoint(tmp_path / "x.pt")
+    payload["variant"] = "paper"
+    with pytest.raises(CheckpointError) as info:
+        build_model(payload)
+    assert_one_clear_line(str(info.value), "do not fit FastSCNN(variant='paper'): size mismatch for global_")
+
+
 def test_non_finite_weights_are_never_saved(tmp_path: Path) -> None:
     """Issue 13 #2: one NaN weight labelled every pixel 0 with exit 0; the previous file stays."""
     path = tmp_path / "last.pt"
@@ -236,6 +278,7 @@ def test_a_checkpoint_that_loading_would_refuse_is_never_written(tmp_path: Path)
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.training
 def test_resume_from_a_best_checkpoint_says_what_is_missing(
     synth_root: Path, tmp_path: Path, tiny_config: Callable
 ) -> None:
@@ -282,7 +325,7 @@ def test_read_only_run_dir_is_one_line_and_exit_2(
 ) -> None:
     """Issue 13 #8: a read-only run_dir gave `OSError: [Errno 30]` with a traceback."""
     disk = tmpfs("1m", "ro")
-    config = Path(__file__).parents[2] / "config/train_synthetic.yaml"
+    config = REPO / "config/train_synthetic.yaml"
     overrides = [f"data.root={synth_root}", f"run_dir={disk}/run", "data.workers=0", "data.crop_size=[64,128]"]
     assert cli.main(["train", "--config", str(config), *overrides]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
@@ -291,6 +334,8 @@ def test_read_only_run_dir_is_one_line_and_exit_2(
     )
 
 
+@pytest.mark.cli
+@pytest.mark.training
 def test_a_killed_write_leaves_a_temporary_that_the_next_start_removes(
     synth_root: Path, tmp_path: Path, tiny_config: Callable
 ) -> None:
@@ -302,7 +347,7 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_start_removes(
         "    tmp.write_bytes(b'half a checkpoint')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    subprocess.run([sys.executable, "-c", kill_mid_write, str(run_dir / "last.pt")], check=False)
+    subprocess.run([sys.executable, "-c", kill_mid_write, str(run_dir / "last.pt")], env=tree_env(), check=False)
     orphans = list(run_dir.glob(".last.pt.*.tmp.pt"))
     assert len(orphans) == 1
     assert train(tiny_config(synth_root, run_dir, "stop_after=1")) == 0  # was: "run_dir is not empty"

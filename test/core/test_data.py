@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from cityscapesscripts.helpers import labels as cs_labels
+from support import REPO
 
 from fast_scnn_core.data import DataConfig, build_dataset
 from fast_scnn_core.data.cityscapes import cityscapes_dataset, cityscapes_lookup
@@ -24,8 +25,6 @@ from fast_scnn_core.labels import (
     cityscapes_train_id_to_id,
     load_class_set,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_label_table_is_cityscapesscripts_row_for_row() -> None:
@@ -290,3 +289,35 @@ def test_known_corrupt_train_extra_frame_is_skipped_with_a_warning(tmp_path: Pat
     assert len(names) == 74 and "troisdorf_000000_000073_leftImg8bit.png" not in names
     err = capsys.readouterr().err
     assert "warning: skipped " in err and "troisdorf_000000_000073_leftImg8bit.png: a known corrupt" in err
+    assert "have no image" not in err  # its label is not an unmatched file
+
+
+# Issue 20 #7: a label file whose image was deleted was left out of training without a word.
+
+
+def test_label_files_without_their_image_are_named_and_left_out(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root, image, label = _cityscapes_copy(synth_root, tmp_path)
+    image.unlink()
+    data = DataConfig(root=str(root))
+    assert len(build_dataset(data, ["val"])) == 1
+    err = capsys.readouterr().err
+    assert f"warning: 1 label file(s) have no image: {label}; left out (data.strict=true" in err
+    with pytest.raises(DataError, match=rf"1 label file\(s\) have no image: .*{label.name}; restore their images"):
+        build_dataset(DataConfig(root=str(root), strict=True), ["val"])
+
+
+def test_unmatched_masks_are_counted_and_the_first_few_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for kind, names in (("images", ["a"]), ("masks", ["a", "b", "c", "d", "sub/e"])):
+        for name in names:
+            path = tmp_path / kind / "train" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), np.zeros((8, 8, 3) if kind == "images" else (8, 8), np.uint8))
+    data = DataConfig(format="folder", root=str(tmp_path), classes=str(REPO / "config/classes_example.yaml"))
+    assert [pair.image.name for pair in build_dataset(data, ["train"]).pairs] == ["a.png"]
+    masks = tmp_path / "masks/train"
+    named = ", ".join(str(masks / name) for name in ("b.png", "c.png", "d.png"))
+    assert f"warning: 4 mask file(s) have no image: {named} and 1 more; left out" in capsys.readouterr().err
+    with pytest.raises(DataError, match="4 mask file"):
+        build_dataset(DataConfig(**{**data.__dict__, "strict": True}), ["train"])

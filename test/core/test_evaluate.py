@@ -70,6 +70,14 @@ def test_category_miou_merges_classes_of_a_category() -> None:
     assert list(metrics["category_iou"]) == ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
 
 
+def test_eval_offers_every_dataset_layout_and_no_other() -> None:
+    from fast_scnn_core.cli.eval import FORMATS
+    from fast_scnn_core.data import BUILDERS
+
+    assert tuple(BUILDERS) == FORMATS
+
+
+@pytest.mark.training
 def test_eval_cli_reproduces_training_validation(
     trained_run: dict, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -89,6 +97,7 @@ def test_eval_cli_reproduces_training_validation(
     assert 0 < metrics["pixel_accuracy"] <= 1 and 0 < metrics["category_miou"] <= 1
 
 
+@pytest.mark.training
 def test_eval_input_scale_and_zero_skip(trained_run: dict, synth_root: Path, tmp_path: Path) -> None:
     best = str(trained_run["run_dir"] / "best.pt")
     common = ["eval", "--checkpoint", best, "--data", str(synth_root), "--device", "cpu", "--workers", "0"]
@@ -113,6 +122,7 @@ def test_checkpoint_from_another_class_set_is_refused(
     assert "abc.pt was trained on 3 classes ['a', 'b', 'c'], but the dataset" in err and "19 classes" in err
 
 
+@pytest.mark.training
 def test_eval_on_a_split_without_labels_says_so(
     trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -127,6 +137,7 @@ def test_eval_on_a_split_without_labels_says_so(
     assert json.loads((tmp_path / "m.json").read_text())["miou"] is None
 
 
+@pytest.mark.training
 def test_eval_names_a_corrupt_image_without_the_loader_workers_traceback(
     trained_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -144,6 +155,8 @@ def test_eval_names_a_corrupt_image_without_the_loader_workers_traceback(
     )
 
 
+@pytest.mark.cli
+@pytest.mark.training
 def test_label_ids_submission_scores_the_same_in_cityscapesscripts_and_fast_scnn_eval(
     trained_run: dict, synth_root: Path, tmp_path: Path
 ) -> None:
@@ -185,6 +198,7 @@ def test_label_ids_need_a_cityscapes_checkpoint(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.training
 def test_eval_scores_predict_outputs_as_it_scores_the_checkpoint(
     trained_run: dict, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

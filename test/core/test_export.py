@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from models import TINY, trained_like
+from support import REPO
 
 from fast_scnn_core import cli
 from fast_scnn_core.errors import FastSCNNError
@@ -92,6 +93,21 @@ def test_pipeline_graph_takes_uint8_and_returns_labels(mode: str) -> None:
         np.testing.assert_allclose(outputs[1], expected[1].numpy(), atol=1e-4)
 
 
+def test_segmentation_graph_leaves_the_given_model_unchanged() -> None:
+    model = trained_like()
+    model.mode = "prob"
+    graph = SegmentationGraph(model, mode="prob")
+    image = example_input(graph, 40, 56)
+    with torch.inference_mode():
+        labels, confidence = graph(image)
+        prob = model(image.permute(0, 3, 1, 2).float() * graph.scale + graph.shift)
+    assert model.mode == "prob" and graph.model is model
+    assert (labels.long() == prob.argmax(dim=1)).all()
+    torch.testing.assert_close(confidence, prob.max(dim=1).values)
+    pipeline_graph(model, mode="cls")
+    assert model.mode == "prob" and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
 def test_torchscript_keeps_dynamic_sizes() -> None:
     graph = pipeline_graph(trained_like())
     module = torchscript(graph)
@@ -139,16 +155,17 @@ def test_export_cli_writes_a_checked_file_and_refuses_to_overwrite(
 
 def readme_commands(program: str) -> list[list[str]]:
     """The `fast-scnn <program> ...` lines of README.md's code blocks, split as a shell would (comments dropped)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
     lines = [line for block in blocks for line in block.splitlines() if line.startswith(f"fast-scnn {program} ")]
     return [shlex.split(line, comments=True) for line in lines]
 
 
 def test_readme_export_commands_work_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Issue 13 #1: the README's default export (dynamo, --graph model) failed for every checkpoint."""
+    """Issue 13 #1: the README's default export (dynamo, --graph model) failed for every checkpoint. Issue 20 #4:
+    and printed the dynamo exporter's "torchvision is not installed. Skipping torchvision::..." notices."""
     commands = readme_commands("export")
     assert len(commands) >= 2
     monkeypatch.chdir(tmp_path)
@@ -156,4 +173,6 @@ def test_readme_export_commands_work_as_written(
     for argv in commands:
         assert cli.main(argv[1:]) == 0, " ".join(argv)
         out = tmp_path / argv[argv.index("--out") + 1]
-        assert out.is_file() and "97x131" in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert out.is_file() and "97x131" in captured.out
+        assert "torchvision" not in captured.err + caplog.text, " ".join(argv)

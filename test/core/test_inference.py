@@ -377,11 +377,13 @@ def test_tensorrt_agrees_with_eager(fp16: bool) -> None:
     np.testing.assert_allclose(got.confidence, eager.confidence, atol=1e-2 if fp16 else 1e-4)
 
 
-def test_from_config_uses_its_checkpoint_and_leaves_the_model_alone(checkpoint: Path) -> None:
-    segmenter = Segmenter.from_config(InferenceConfig(checkpoint=str(checkpoint), device="cpu"))
+def test_from_checkpoint_uses_the_config_checkpoint_and_leaves_the_model_alone(checkpoint: Path) -> None:
+    config = InferenceConfig(checkpoint=str(checkpoint), device="cpu")
+    segmenter = Segmenter.from_checkpoint(config.checkpoint, config)
     assert segmenter.classes == TINY and segmenter.device == torch.device("cpu")
     with pytest.raises(ConfigError, match="checkpoint"):
-        Segmenter.from_config(InferenceConfig(device="cpu"))
+        config = InferenceConfig(device="cpu")
+        Segmenter.from_checkpoint(config.checkpoint, config)
     model = FastSCNN(3, aux=False)
     model.mode = "cls"
     Segmenter(model, TINY, InferenceConfig(device="cpu", optimize=False))

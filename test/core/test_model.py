@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fast_scnn_core.model.network import Bottleneck, DSConv, FastSCNN, adaptive_avg_pool2d, count_parameters
+from fast_scnn_core.model.network import (
+    VARIANTS,
+    Architecture,
+    Bottleneck,
+    DSConv,
+    FastSCNN,
+    adaptive_avg_pool2d,
+    count_parameters,
+)
 
 PAPER_PARAMETERS = 1_110_000
 
@@ -140,3 +148,31 @@ def test_state_dict_keys_are_stable() -> None:
     """Published checkpoints must keep loading: the key list is golden. Change it only with ARCH_VERSION."""
     golden = (Path(__file__).parent / "golden_state_dict_keys.txt").read_text().split()
     assert list(FastSCNN(19).state_dict().keys()) == golden
+
+
+def test_variants_share_parameter_names_and_differ_only_in_the_ppm_projection_shape() -> None:
+    """`weights.py` maps the published files onto these names; mmseg's PPM output conv is 3x3."""
+    paper = {k: v.shape for k, v in FastSCNN(19).state_dict().items()}
+    for variant in ("mmseg", "tramac"):
+        shapes = {k: v.shape for k, v in FastSCNN(19, variant=variant).state_dict().items()}
+        assert list(shapes) == list(paper)
+        differ = [k for k in paper if shapes[k] != paper[k]]
+        assert differ == (["global_feature_extractor.ppm.project.conv.weight"] if variant == "mmseg" else [])
+
+
+def test_paper_is_the_default_variant_and_the_switches_follow_the_table() -> None:
+    assert FastSCNN(3).variant == "paper" and VARIANTS["paper"] == Architecture()
+    tramac = FastSCNN(3, variant="tramac")
+    assert tramac.learning_to_downsample.conv.conv.padding == (0, 0)
+    assert hasattr(tramac.classifier.dsconv1.depthwise, "relu")
+    assert tramac.feature_fusion.dwconv.conv.dilation == (1, 1) and tramac.feature_fusion.align_corners
+    assert FastSCNN(3, variant="mmseg").global_feature_extractor.ppm.project.conv.kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        FastSCNN(3, variant="v2")
+
+
+@pytest.mark.parametrize("variant", ["mmseg", "tramac"])
+def test_variants_take_any_input_size(variant: str) -> None:
+    model = FastSCNN(5, variant=variant).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 97, 131)).shape == (1, 5, 97, 131)

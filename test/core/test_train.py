@@ -17,23 +17,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from support import REPO, tree_env
 
 from fast_scnn_core.cli import main
 from fast_scnn_core.errors import ConfigError, FastSCNNError
 from fast_scnn_core.model.checkpoint import load_checkpoint
 from fast_scnn_core.model.network import FastSCNN
-from fast_scnn_core.train.loop import (
-    Distributed,
-    TrainConfig,
-    is_depthwise,
-    parameter_groups,
-    per_process_batch,
-    poly_lr,
-    segmentation_loss,
-    train,
-)
-
-REPO = Path(__file__).resolve().parents[2]
+from fast_scnn_core.train.distributed import Distributed, per_process_batch
+from fast_scnn_core.train.loop import train
+from fast_scnn_core.train.recipe import TrainConfig, is_depthwise, parameter_groups, poly_lr, segmentation_loss
 
 
 def test_paper_recipe_is_the_default() -> None:
@@ -118,6 +111,7 @@ def _small_dataset(root: Path, unlabelled_split: str = "", train_frames: int = 4
     return root
 
 
+@pytest.mark.training
 def test_training_on_unlabelled_batches_runs_and_counts_them(
     tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
 ) -> None:
@@ -129,6 +123,7 @@ def test_training_on_unlabelled_batches_runs_and_counts_them(
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+@pytest.mark.training
 def test_validation_without_labelled_pixels_says_so_and_claims_no_best(
     tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
 ) -> None:
@@ -140,6 +135,7 @@ def test_validation_without_labelled_pixels_says_so_and_claims_no_best(
     assert not (tmp_path / "run/best.pt").exists() and (tmp_path / "run/last.pt").exists()
 
 
+@pytest.mark.training
 def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
     """48 iterations (batch 8, 128x256 crops, ~30 s on 2 CPU cores) reach val mIoU > 35 %.
 
@@ -154,6 +150,7 @@ def test_model_learns_synthetic_scenes(trained_run: dict) -> None:
     assert curve[-1][1] > curve[0][1]
 
 
+@pytest.mark.training
 def test_run_dir_has_checkpoints_logs_and_plots(trained_run: dict) -> None:
     run_dir = trained_run["run_dir"]
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.json"):
@@ -167,6 +164,7 @@ def test_run_dir_has_checkpoints_logs_and_plots(trained_run: dict) -> None:
     assert load_checkpoint(run_dir / "last.pt")["iteration"] == 48
 
 
+@pytest.mark.training
 def test_resume_is_exact(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     """8 iterations straight == 4 (stop_after, mid-epoch) + resume + 4: identical weights and optimizer state.
 
@@ -189,6 +187,7 @@ def test_resume_is_exact(synth_root: Path, tmp_path: Path, tiny_config: Callable
     assert all(torch.equal(momentum_a[k]["momentum_buffer"], momentum_b[k]["momentum_buffer"]) for k in momentum_a)
 
 
+@pytest.mark.training
 def test_refuses_to_overwrite_a_run(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     run_dir = tmp_path / "run"
     assert train(tiny_config(synth_root, run_dir, "stop_after=1")) == 0
@@ -212,6 +211,7 @@ def test_data_errors_are_found_before_anything_is_written(tmp_path: Path, tiny_c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.training
 def test_a_run_stopped_before_its_first_checkpoint_is_started_again(
     tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
 ) -> None:
@@ -240,6 +240,7 @@ def test_a_run_stopped_before_its_first_checkpoint_is_started_again(
     assert (tmp_path / "other/notes.txt").read_text() == "mine"
 
 
+@pytest.mark.training
 def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path: Path, tiny_config: Callable) -> None:
     run_dir = tmp_path / "nan"
     config = tiny_config(synth_root, run_dir, "lr=1.0e+12", "epochs=50", "val_every=0")
@@ -250,6 +251,7 @@ def test_nan_loss_stops_without_a_poisoned_checkpoint(synth_root: Path, tmp_path
         assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+@pytest.mark.training
 def test_nan_loss_read_every_log_every_still_stops_before_any_save(
     synth_root: Path, tmp_path: Path, tiny_config: Callable
 ) -> None:
@@ -278,6 +280,7 @@ def test_save_refuses_non_finite_weights(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.training
 def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_config: Callable) -> None:
     from fast_scnn_core.data.synthetic import write_synthetic_dataset
     from fast_scnn_core.errors import DataError
@@ -290,6 +293,7 @@ def test_corrupt_image_met_in_a_loader_worker_is_named(tmp_path: Path, tiny_conf
     assert str(exc.value) == f"{images[2]}: cannot read the image (missing, corrupt or not an image file)"
 
 
+@pytest.mark.ros_process
 def test_ros2_run_train_without_data_says_fast_scnn_synth_makes_it(tmp_path: Path) -> None:
     """`ros2 run fast_scnn_core train` is `fast-scnn train`: the quick-start config before `fast-scnn synth`."""
     ros2 = Path(sys.executable).with_name("ros2")
@@ -323,10 +327,11 @@ def test_train_help_documents_overrides(capsys: pytest.CaptureFixture) -> None:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return tree_env(OMP_NUM_THREADS="1")
 
 
-@pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.training
 def test_sigterm_saves_last_and_exits(synth_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "term"
     command = [sys.executable, "-m", "fast_scnn_core", "train", "--config", str(REPO / "config/train_synthetic.yaml")]
@@ -355,7 +360,8 @@ def _torchrun_train(synth_root: Path, run_dir: Path, *overrides: str) -> subproc
     return subprocess.run(command, cwd=run_dir.parent, env=_env(), capture_output=True, text=True, timeout=240)
 
 
-@pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.training
 def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight_run(
     tmp_path: Path, tiny_config: Callable
 ) -> None:
@@ -392,7 +398,8 @@ def test_resume_after_a_stop_on_an_epochs_last_iteration_validates_as_a_straight
         assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items()), name
 
 
-@pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.training
 def test_ddp_two_processes_with_gloo_through_torchrun(synth_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
     result = _torchrun_train(synth_root, run_dir, "batch_size=8", "epochs=1")
@@ -440,7 +447,7 @@ def test_batch_of_one_is_refused_before_anything_is_written(
     assert not run_dir.exists()
 
 
-@pytest.mark.slow
+@pytest.mark.cli
 def test_one_image_per_process_under_torchrun_is_refused_before_anything_is_written(
     synth_root: Path, tmp_path: Path
 ) -> None:
@@ -450,3 +457,187 @@ def test_one_image_per_process_under_torchrun_is_refused_before_anything_is_writ
     assert "batch_size=2 over 2 processes is 1 image per process" in result.stderr, result.stderr[-3000:]
     assert "Expected more than 1 value per channel" not in result.stderr
     assert not run_dir.exists()
+
+
+# Fine-tuning: init=PATH starts from a checkpoint's weights and variant (fast_scnn_core/train/finetune.py).
+
+
+def _init_checkpoint(path: Path, classes, variant: str = "paper", aux: bool = True, seed: int = 7) -> dict:
+    """A checkpoint of random weights (seed), not those of any run's seed-0 initialisation; its loaded payload."""
+    from fast_scnn_core.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    save_checkpoint(path, FastSCNN(classes.num_classes, aux=aux, variant=variant), classes)
+    return load_checkpoint(path)
+
+
+def _folder_dataset(root: Path) -> Path:
+    """4 train + 1 val images of 64x128 in the folder layout, labelled with TINY's 3 classes; its class YAML."""
+    from models import TINY
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 1)):
+        for kind in ("images", "masks"):
+            (root / kind / split).mkdir(parents=True)
+        for i in range(count):
+            mask = np.kron(rng.integers(0, 3, (4, 8)), np.ones((16, 16), np.int64)).astype(np.uint8)
+            cv2.imwrite(str(root / f"images/{split}/{i}.png"), (mask[..., None] * 100).repeat(3, -1))
+            cv2.imwrite(str(root / f"masks/{split}/{i}.png"), mask)
+    entries = [{"name": n, "color": list(c)} for n, c in zip(TINY.names, TINY.colors, strict=True)]
+    (root / "classes.yaml").write_text(yaml.safe_dump({"classes": entries}))
+    return root / "classes.yaml"
+
+
+def test_class_layers_are_exactly_the_tensors_shaped_by_the_class_count() -> None:
+    from fast_scnn_core.train.finetune import CLASS_LAYERS
+
+    with torch.device("meta"):
+        one, two = FastSCNN(1).state_dict(), FastSCNN(2).state_dict()
+    shaped = {name for name in one if one[name].shape != two[name].shape}
+    assert shaped == {name for name in one if name.startswith(CLASS_LAYERS)}
+    assert len(shaped) == 6
+
+
+def test_init_on_the_same_classes_loads_every_tensor(tmp_path: Path) -> None:
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.train.finetune import init_weights
+    from fast_scnn_core.train.loop import RunState
+
+    payload = _init_checkpoint(tmp_path / "init.pt", CITYSCAPES)
+    state = RunState.create(TrainConfig(run_dir=str(tmp_path / "run")), CITYSCAPES, Distributed(torch.device("cpu")))
+    report = init_weights(state.model, payload, CITYSCAPES)
+    assert (len(report.loaded), report.reset, report.fresh) == (282, [], [])
+    weights = state.model.state_dict()
+    assert all(torch.equal(weights[name], tensor) for name, tensor in payload["model"].items())
+    image = torch.randn(1, 3, 64, 128)
+    source = FastSCNN(19, aux=True)
+    source.load_state_dict(payload["model"])
+    assert torch.equal(state.model.eval()(image), source.eval()(image))  # the first forward is init's
+
+
+def test_init_on_other_classes_resets_only_the_class_layers(tmp_path: Path) -> None:
+    from models import TINY
+
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.train.finetune import init_weights
+    from fast_scnn_core.train.loop import RunState
+
+    payload = _init_checkpoint(tmp_path / "init.pt", CITYSCAPES)
+    config = TrainConfig(run_dir=str(tmp_path / "run"))
+    fresh = RunState.create(config, TINY, Distributed(torch.device("cpu"))).model.state_dict()
+    model = RunState.create(config, TINY, Distributed(torch.device("cpu"))).model
+    report = init_weights(model, payload, TINY)
+    assert sorted(report.reset) == sorted(
+        f"{layer}{kind}"
+        for layer in ("classifier.conv.", "aux_downsample.classifier.", "aux_global.classifier.")
+        for kind in ("weight", "bias")
+    )
+    assert len(report.loaded) == 276 and not report.fresh
+    for name, tensor in model.state_dict().items():
+        expected = fresh[name] if name in report.reset else payload["model"][name]
+        assert torch.equal(tensor, expected), name  # reset: the run's seeded initialisation; else init's
+    assert model.classifier.conv.weight.shape[0] == 3
+
+
+def test_init_without_aux_heads_starts_them_fresh_and_says_so(tmp_path: Path) -> None:
+    from models import TINY
+
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_core.train.finetune import init_weights
+    from fast_scnn_core.train.loop import RunState
+
+    path = tmp_path / "inference.pt"
+    payload = _init_checkpoint(path, CITYSCAPES, aux=False)
+    model = RunState.create(TrainConfig(run_dir=str(tmp_path / "run")), TINY, Distributed(torch.device("cpu"))).model
+    report = init_weights(model, payload, TINY)
+    assert (len(report.loaded), len(report.reset), len(report.fresh)) == (264, 2, 16)
+    text = report.describe(str(path), payload, TINY)
+    assert f"init: loaded 264 of 282 tensors from {path} (paper network, 19 classes)" in text
+    assert "re-initialised 2, the class layers" in text and "classifier.conv.weight, classifier.conv.bias" in text
+    assert f"initialised fresh 16, {path} has no auxiliary heads" in text and "aux_downsample.*, aux_global.*" in text
+
+
+def test_init_and_resume_together_are_refused_before_anything_is_written(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = str(REPO / "config/finetune.yaml")
+    run_dir = tmp_path / "run"
+    argv = ["train", "--config", config, f"data.root={synth_root}", f"run_dir={run_dir}", "resume=true"]
+    assert main([*argv, "init=runs/x/best.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "init=runs/x/best.pt and resume=true together" in err and "drop init=" in err
+    assert len(err.strip().splitlines()) == 1 and not run_dir.exists()
+
+
+def test_a_missing_or_foreign_init_file_is_refused_in_one_line(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    from fast_scnn_core.labels import CITYSCAPES
+
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    _init_checkpoint(tmp_path / "paper.pt", CITYSCAPES)
+    argv = ["train", "--config", str(REPO / "config/finetune.yaml"), f"data.root={synth_root}", f"run_dir={run_dir}"]
+    for overrides, message in (
+        (["init=missing.pt"], "init=missing.pt: checkpoint missing.pt does not exist"),
+        ([f"init={tmp_path / 'notes.pt'}"], "notes.pt is not a PyTorch checkpoint"),
+        (
+            ["init=paper.pt", "variant=mmseg"],
+            "init=paper.pt holds a 'paper' network but the run asks for variant=mmseg",
+        ),
+    ):
+        assert main([*argv, *overrides]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not run_dir.exists()
+
+
+@pytest.mark.training
+def test_tramac_init_on_a_folder_dataset_trains_and_resume_keeps_the_variant(
+    tmp_path: Path, tiny_config: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    """A 19-class tramac checkpoint fine-tuned on 3 classes of a folder dataset: a tramac network is built (its
+    weights would load silently into a paper one), last.pt says tramac, resume builds it again, variant=paper is
+    refused."""
+    from fast_scnn_core.errors import CheckpointError
+    from fast_scnn_core.labels import CITYSCAPES
+
+    init = tmp_path / "tramac.pt"
+    _init_checkpoint(init, CITYSCAPES, variant="tramac")
+    classes = _folder_dataset(tmp_path / "data")
+    data = ["data.format=folder", f"data.classes={classes}", "batch_size=2", "epochs=2", "val_every=1"]
+    run_dir = tmp_path / "run"
+    assert train(tiny_config(tmp_path / "data", run_dir, *data, f"init={init}", "stop_after=2")) == 0
+    err = capsys.readouterr().err
+    assert f"init: loaded 276 of 282 tensors from {init} (tramac network, 19 classes)" in err
+    assert "init: re-initialised 6, the class layers" in err and "training 3 classes (tramac network)" in err
+    last = load_checkpoint(run_dir / "last.pt")
+    assert (last["variant"], last["num_classes"], last["iteration"]) == ("tramac", 3, 2)
+    assert load_checkpoint(run_dir / "best.pt")["variant"] == "tramac"
+    before = (run_dir / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"last.pt holds a 'tramac' network but the run asks for variant=paper"):
+        train(tiny_config(tmp_path / "data", run_dir, *data, "resume=true", "variant=paper"))
+    assert (run_dir / "last.pt").read_bytes() == before
+    assert train(tiny_config(tmp_path / "data", run_dir, *data, "resume=true")) == 0
+    err = capsys.readouterr().err
+    assert "resuming at iteration 2" in err and "tramac network" in err and "options differ" not in err
+    assert load_checkpoint(run_dir / "last.pt")["variant"] == "tramac"
+
+
+@pytest.mark.training
+def test_finetune_gain_bench_runs_and_writes_its_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/finetune_gain.py at toy sizes (its numbers are in docs/training.md): all three runs, both files."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import finetune_gain
+
+    options = ["--pretrain-iters", "1", "--pretrain-frames", "8", "--iters", "2", "--train", "4", "--val", "1"]
+    options += ["--batch", "2", "--val-every", "1", "--size", "64x128", "--out", str(tmp_path / "gain")]
+    monkeypatch.setattr(sys, "argv", ["finetune_gain.py", *options])
+    finetune_gain.main()
+    result = json.loads((tmp_path / "gain.json").read_text())
+    assert result["pretrain"]["iterations"] == 1 and result["finetuned"]["lr"] == 0.01
+    for run in ("finetuned", "finetuned_paper_lr", "scratch"):
+        [(iteration, miou)] = result[run]["curve"]
+        assert iteration == 2 and 0 <= miou <= 100
+    assert "| 2 | " in (tmp_path / "gain.md").read_text()

@@ -58,3 +58,26 @@ def test_overlay_refuses_a_size_mismatch_and_an_alpha_outside_0_1() -> None:
         overlay(RGB, LABELS[1:], PALETTE)
     with pytest.raises(ValueError, match="alpha"):
         overlay(RGB, LABELS, PALETTE, 1.5)
+
+
+# Issue 20 #5: the demo's pictures had no titles and no legend.
+
+
+def test_legend_names_exactly_the_classes_present_each_beside_its_colour() -> None:
+    from fast_scnn_core.infer.visualize import labelled_row, legend, present_classes
+    from fast_scnn_core.labels import CITYSCAPES
+
+    labels = np.full((40, 60), 255, np.uint8)  # ignore: in no legend
+    labels[:10], labels[10:20, :5], labels[30:] = 0, 11, 13  # road, person, car
+    assert present_classes(labels, CITYSCAPES) == [0, 11, 13]
+    strip = legend([0, 11, 13], CITYSCAPES, 360)
+    for class_id in range(CITYSCAPES.num_classes):  # a 14x14 swatch of each present colour, of no other class's
+        pixels = np.all(strip == CITYSCAPES.colors[class_id], axis=-1).sum()  # (grey text edges are a few pixels)
+        assert (pixels >= 14 * 14) == (class_id in (0, 11, 13)), CITYSCAPES.names[class_id]
+    narrow = legend(list(range(CITYSCAPES.num_classes)), CITYSCAPES, 200)  # entries wrap onto more lines
+    assert narrow.shape[1] == 200 and narrow.shape[0] > strip.shape[0]
+    image = RGB[:40, :60]
+    row = labelled_row([("input", image), ("labels", image)], labels, CITYSCAPES)
+    assert row.shape == (24 + 40 + legend([0, 11, 13], CITYSCAPES, 120).shape[0], 120, 3)  # titles, panels, legend
+    np.testing.assert_array_equal(row[24:64, 60:], image)  # the panels themselves are untouched
+    assert row[:24].any()  # the titles are drawn

@@ -7,13 +7,8 @@ discovery stays on localhost.
 
 from __future__ import annotations
 
-import os
-
-os.environ["ROS_DOMAIN_ID"] = str(os.getpid() % 100 + 1)
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.pop("ROS_STATIC_PEERS", None)
-
 import importlib.util
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -21,15 +16,15 @@ from pathlib import Path
 
 import pytest
 import rclpy
-from harness import REPO, NodeProcess, Ros2, RosHarness
+from harness import NodeProcess, Ros2, RosHarness
+from support import CLASSES, REPO
 from workspace import Workspace, build_workspace
 
-from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
+from fast_scnn_ros.tools.probe import use_private_domain
 
-# "traffic light" exercises topic-name sanitising (masks/traffic_light).
-CLASSES = ClassSet(("road", "traffic light", "sky"), ((128, 64, 128), (250, 170, 30), (70, 130, 180)))
+use_private_domain(override=True)  # before rclpy.init; every process started inherits it
 
 
 @pytest.fixture(scope="session")

@@ -1,32 +1,21 @@
-"""Helpers for the ROS tests: start the node process, publish images, collect outputs, set parameters."""
+"""Helpers for the ROS tests: the node and `ros2` commands as processes, the probe that talks to the node."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-import rclpy
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import SetParametersResult
-from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
-from std_msgs.msg import Header
+from support import REPO, run_command, tree_env
 
-from fast_scnn_ros.node import NODE_NAME, diagnostic_name
 from fast_scnn_ros.tools import process
+from fast_scnn_ros.tools.probe import Probe
 
-REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "config/segment.yaml"
 TIMEOUT = 60.0  # generous: a loaded 2-core machine starts torch slowly
 
@@ -53,7 +42,7 @@ class Process(process.Process):
         if terminal:
             self._pty, stdin = os.openpty()
         # PYTHONPATH: run the working tree's code through the installed launchers (identical in CI).
-        env = {"PYTHONPATH": str(REPO), **(env or os.environ), "PYTHONUNBUFFERED": "1"}
+        env = tree_env(env, PYTHONUNBUFFERED="1")
         super().__init__(command, workdir / "output.txt", env, cwd or workdir, stdin)
         if terminal:
             os.close(stdin)
@@ -116,8 +105,7 @@ class Ros2:
             time.sleep(0.2)
 
     def _finish(self, command: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        env = {"PYTHONPATH": str(REPO), **self.env}
-        result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        result = run_command(command, env=tree_env(self.env), cwd=cwd, timeout=timeout)
         assert result.returncode == 0, f"{' '.join(command)} -> {result.returncode}\n{result.stdout}{result.stderr}"
         return result
 
@@ -163,120 +151,11 @@ def camera_info_yaml(width: int, height: int, frame_id: str) -> str:
     return f"{{header: {{frame_id: {frame_id}}}, width: {width}, height: {height}, k: {k}, p: {p}}}"
 
 
-class Collector:
-    """Keeps every message received on a topic."""
-
-    def __init__(self, node: rclpy.node.Node, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> None:
-        self.messages: list[Any] = []
-        self.times: list[float] = []
-        self.subscription = node.create_subscription(msg_type, topic, self._on_msg, qos)
-
-    def _on_msg(self, msg: Any) -> None:
-        self.messages.append(msg)
-        self.times.append(time.perf_counter())
-
-    def with_stamp(self, stamp: Any) -> Any | None:
-        for msg in self.messages:
-            if msg.header.stamp == stamp:
-                return msg
-        return None
-
-
-class RosHarness:
-    """The test process's rclpy node and a way to spin it until something happens."""
+class RosHarness(Probe):
+    """The test process's probe (fast_scnn_ros.tools.probe) with the tests' timeout and frame id."""
 
     def __init__(self) -> None:
-        self.node = rclpy.create_node("fast_scnn_test")
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._stamp = 0
-        self.diagnostic_name = diagnostic_name()
-        self._diagnostics = self.collect(DiagnosticArray, "/diagnostics")
-        self._publishers: dict[tuple[type, str], Any] = {}
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-    def spin_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                return False
-            self.executor.spin_once(timeout_sec=0.02)
-        return True
-
-    def collect(self, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> Collector:
-        return Collector(self.node, msg_type, topic, qos)
-
-    def stop_collecting(self, collector: Collector) -> None:
-        self.node.destroy_subscription(collector.subscription)
-
-    def publisher(self, msg_type: type, topic: str) -> Any:
-        key = (msg_type, topic)
-        if key not in self._publishers:
-            self._publishers[key] = self.node.create_publisher(msg_type, topic, 10)
-        return self._publishers[key]
-
-    def header(self, frame_id: str = "test_camera") -> Header:
-        """A header with a stamp no other message in this run has."""
-        self._stamp += 1
-        header = Header(frame_id=frame_id)
-        header.stamp.sec, header.stamp.nanosec = 1000 + self._stamp, 123_456_789
-        return header
-
-    def wait_ready(self, proc: NodeProcess, image_topic: str, msg_type: type, node_name: str = NODE_NAME) -> None:
-        """The node is up when its latched class_info arrives and it subscribes our image topic.
-
-        From then on diagnostics() reads this node's reports (tell nodes apart with -r __node:=<name>).
-        """
-        self.diagnostic_name = diagnostic_name(node_name)
-        self.class_info = proc.wait_ready(self.executor, self.node, self.publisher(msg_type, image_topic), TIMEOUT)
-
-    def send_until(self, topic: str, msg: Any, collector: Collector, timeout: float = TIMEOUT) -> Any:
-        """Publish `msg` (re-sent each second: the input is best effort) until `collector` has its stamp."""
-        pub = self.publisher(type(msg), topic)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pub.publish(msg)
-            if self.spin_until(lambda: collector.with_stamp(msg.header.stamp) is not None, timeout=1.0):
-                return collector.with_stamp(msg.header.stamp)
-        raise AssertionError(f"no output on {collector.subscription.topic_name} for stamp {msg.header.stamp}")
-
-    def diagnostics(self) -> dict[str, str]:
-        """The newest /diagnostics values of the node ({} before the first report)."""
-        for array in reversed(self._diagnostics.messages):
-            for status in array.status:
-                if status.name == self.diagnostic_name:
-                    return {kv.key: kv.value for kv in status.values} | {"level": status.level}
-        return {}
-
-    def diagnostics_seen(self, level: bytes, message: str) -> bool:
-        """Whether any report of the node so far had this level and message text."""
-        return any(
-            status.name == self.diagnostic_name and status.level == level and message in status.message
-            for array in self._diagnostics.messages
-            for status in array.status
-        )
-
-    def wait_diagnostics(self, condition: Callable[[dict[str, str]], bool], timeout: float = TIMEOUT) -> dict:
-        self.spin_until(lambda: bool(self.diagnostics()) and condition(self.diagnostics()), timeout)
-        return self.diagnostics()
-
-    def set_parameters(self, **values: Any) -> list[SetParametersResult]:
-        """Through the node's real rcl_interfaces/SetParameters service, like `ros2 param set`."""
-        client = self.node.create_client(SetParameters, "/fast_scnn/set_parameters")
-        try:
-            assert self.spin_until(client.service_is_ready), "parameter service not available"
-            params = [v if isinstance(v, Parameter) else Parameter(k, value=v) for k, v in values.items()]
-            request = SetParameters.Request(
-                parameters=[ParameterMsg(name=p.name, value=p.get_parameter_value()) for p in params]
-            )
-            future = client.call_async(request)
-            assert self.spin_until(future.done), "SetParameters did not answer"
-            return future.result().results
-        finally:
-            self.node.destroy_client(client)
+        super().__init__("fast_scnn_test", timeout=TIMEOUT, frame_id="test_camera")
 
 
 def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import cv2
+import pytest
+from support import tree_env
+
+pytestmark = [pytest.mark.ros_process, pytest.mark.training]
 
 
 def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = tree_env()
     result = subprocess.run(
         [sys.executable, "-m", "fast_scnn_ros.tools.demo", "--out", str(out), "--epochs", "1", "--frames", "6"],
         capture_output=True,
@@ -27,3 +30,7 @@ def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
     assert (out / "run/best.pt").is_file() and (out / "data/leftImg8bit/train").is_dir()
     assert (out / "demo_0.png").is_file() and (out / "ground_truth.png").is_file()
     assert "demo passed" in result.stdout
+    # Issue 20: what the training step does, before its bar; pictures with titles over a legend (256-pixel frames).
+    assert "training on synthetic data: 3 iterations (24 frames in batches of 8, 1 epoch)" in result.stdout
+    height, width, _ = cv2.imread(str(out / "ground_truth.png")).shape
+    assert width == 3 * 512 and height >= 24 + 256 + 24

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 from rclpy.parameter import Parameter
+from support import REPO
 
-from fast_scnn_ros.node import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME, parameter_specs
+from fast_scnn_ros.names import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME
+from fast_scnn_ros.params import parameter_specs
 
-REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch/segment.launch.py"
 PREFIX = Path(sys.prefix)
 SPECS = {spec.name: spec for spec in parameter_specs()}

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from harness import Process, Ros2, camera_info_yaml, compressed_yaml, image_yaml
 
+pytestmark = [pytest.mark.ros_process, pytest.mark.training]
+
 LAUNCH = ("launch", "fast_scnn_ros", "segment.launch.py")
 INSTALLED_PROFILE = Path(sys.prefix) / "share/fast_scnn_ros/config/fastdds_large_images.xml"
 H, W = 48, 64
@@ -111,7 +113,6 @@ def test_a_launch_that_cannot_start_its_node_exits_non_zero_with_the_reason(
     assert reason in launch.output() and "Traceback" not in launch.output(), launch.output()
 
 
-@pytest.mark.slow
 def test_ctrl_c_stops_launch_and_node_cleanly_20_times_in_a_row(ros2: Ros2, trained_checkpoint: Path) -> None:
     """Ctrl-C to the launch's process group, as a terminal sends it, while a camera streams.
 

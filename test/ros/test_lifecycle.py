@@ -13,13 +13,17 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from harness import REPO, TIMEOUT, Process, Ros2, RosHarness, random_rgb
+from harness import TIMEOUT, Process, Ros2, RosHarness, random_rgb
 from sensor_msgs.msg import Image
+from support import REPO
 from workspace import Workspace, section_commands
 
 from fast_scnn_ros.conversions import numpy_to_image
-from fast_scnn_ros.node import diagnostic_name
+from fast_scnn_ros.names import diagnostic_name
+
+pytestmark = pytest.mark.ros_process
 
 SECTION = "### Lifecycle (managed) node"
 H, W = 40, 56
@@ -152,6 +156,7 @@ def check_runtime_change_while_active(ros: RosHarness, cameras: list[str]) -> li
     return masks
 
 
+@pytest.mark.training
 def test_readme_lifecycle_launch_comes_up_with_configure_and_activate(
     ros2: Ros2, ros2_workspace: Workspace, ros: RosHarness
 ) -> None:

@@ -10,17 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CLASSES
 from diagnostic_msgs.msg import DiagnosticStatus
 from harness import TIMEOUT, NodeProcess, RosHarness, random_rgb
 from rcl_interfaces.srv import DescribeParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
+from support import CLASSES
 
 from fast_scnn_core.infer.segmenter import Segmenter
 from fast_scnn_core.infer.visualize import overlay
 from fast_scnn_ros.conversions import image_to_numpy, numpy_to_image
+
+pytestmark = pytest.mark.ros_process
 
 H, W = 64, 96
 IMAGE = "/test/image"
@@ -138,6 +140,8 @@ def test_resolution_change_at_runtime_resizes_labels_and_scales_camera_info(node
         # Bounds in the descriptors (rclpy's check; `ros2 param describe` shows them), from InferenceConfig's
         # metadata: threads=100000 killed the node with SIGSEGV (issue 13 #5).
         ("threads", 100_000, "Max: 1024"),
+        # Inside the descriptor's range, over the machine's bound (4x the CPUs; issue 20: threads=1024 hung the node).
+        ("threads", 1024, "CPU(s) available to this process"),
         ("width", 16_385, "Max: 16384"),
         ("width", 31, "32..16384"),  # inside the descriptor's 0..16384, refused by InferenceConfig
         ("checkpoint", "/other.pt", "checkpoint"),  # read-only

@@ -4,7 +4,6 @@ appended (argparse keeps the last value of a flag) instead of the documented siz
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -12,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import REPO
+from support import REPO, tree_env
+
+pytestmark = pytest.mark.ros_process
 
 
 def documented(script: str) -> list[list[str]]:
@@ -26,7 +27,7 @@ def documented(script: str) -> list[list[str]]:
 
 def run_bench(script: str, *args: str) -> str:
     """`python bench/<script> ARGS` in its own DDS domain (from its pid): no other test's node answers as fast_scnn."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = tree_env()
     env.pop("ROS_DOMAIN_ID")
     command = [sys.executable, str(REPO / "bench" / script), *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

@@ -15,6 +15,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from fast_scnn_core.infer.segmenter import Segmenter
 from fast_scnn_ros.conversions import image_to_numpy, rgb8_to_compressed
 
+pytestmark = pytest.mark.ros_process
+
 H, W = 64, 96
 COMPRESSED = "/test/camera/image_raw/compressed"
 PNG = bytes(rgb8_to_compressed(random_rgb(H, W, seed=7), "png").data)

@@ -6,9 +6,9 @@ import argparse
 import dataclasses
 
 import pytest
-from conftest import CLASSES
+from support import CLASSES
 
-from fast_scnn_core.cli.predict import ENGINE_OPTIONS, add_engine_arguments
+from fast_scnn_core.cli.engine_args import ENGINE_OPTIONS, add_engine_arguments
 from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.infer.segmenter import InferenceConfig, option_choices, option_help, option_range
 from fast_scnn_ros.params import (

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from support import REPO
 
 from fast_scnn_ros.pipeline import ERROR_TEXT_LIMIT, Frame, Mailbox, MemoryTrimmer, Report, Stats, bounded
 
@@ -140,12 +140,13 @@ print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.cli
 def test_frame_buffers_are_reused_instead_of_mapped_afresh_for_every_frame() -> None:
     """What `reuse_frame_buffers()` (called first in the node's main) changes, counted in page faults, not time."""
 
     def faults_per_frame(mode: str) -> tuple[str, float]:
         command = [sys.executable, "-c", FAULTS_PER_FRAME, mode]
-        done = subprocess.run(command, cwd=Path(__file__).parents[2], capture_output=True, text=True, check=True)
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
         applied, faults = done.stdout.split()
         return applied, float(faults)
 

@@ -9,8 +9,12 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from harness import Ros2, image_yaml
-from workspace import REPO, Workspace, section_commands
+from support import REPO
+from workspace import Workspace, section_commands
+
+pytestmark = [pytest.mark.ros_process, pytest.mark.training]
 
 H, W = 48, 64
 

@@ -21,7 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO
+
 SECTION = "## Into a ROS 2 workspace"
 CLONE = "git clone <this repository> fast_scnn_ros"
 SKIPPED = ("rosdep ",)
@@ -32,13 +33,14 @@ SCALE_DOWN = {
 }
 
 
-def section_commands() -> list[list[str]]:
-    """The commands of each ```bash block of the README's workspace section (continuations joined, comments dropped)."""
+def section_commands(section: str = SECTION) -> list[list[str]]:
+    """The commands of each ```bash block of a README section, by default the workspace section (continuations
+    joined, comments dropped)."""
     readme = (REPO / "README.md").read_text()
-    start = readme.index(SECTION)
-    end = readme.find("\n## ", start + len(SECTION))
+    start = readme.index(section)
+    end = readme.find("\n## ", start + len(section))
     blocks = re.findall(r"```bash\n(.*?)```", readme[start:end], re.S)
-    assert blocks, f"README.md: no ```bash block under {SECTION!r}"
+    assert blocks, f"README.md: no ```bash block under {section!r}"
     commands = []
     for block in blocks:
         joined = re.sub(r"\\\n\s*", "", block)

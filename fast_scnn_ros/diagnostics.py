@@ -1,0 +1,58 @@
+"""The node's /diagnostics message: one DiagnosticStatus for the engine and all cameras, and in a camera
+ring one more per camera, named as diagnostic_updater names tasks (names.diagnostic_name)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from fast_scnn_ros.engine import Engine
+from fast_scnn_ros.names import diagnostic_name
+from fast_scnn_ros.pipeline import Report
+
+
+def diagnostic_array(
+    node_name: str, engine: Engine, cameras: Sequence[tuple[str, Report]], memory_releases: int, now: float
+) -> DiagnosticArray:
+    """The statuses of one diagnostics period from each camera's (name, report); `now` is perf_counter's.
+
+    A single camera has the name "" and gets only the node's status; its header stamp is the caller's to set.
+    """
+    engine_values = {
+        "device": str(engine.segmenter.device),
+        "backend": engine.segmenter.backend,
+        "cameras": len(cameras),
+        "memory_releases": memory_releases,
+        "engine_loaded_at": engine.loaded_at.isoformat(timespec="milliseconds"),
+    }
+    hardware_id = str(engine.segmenter.device)
+    reports = [report for _, report in cameras]
+    statuses = [segmentation_status(diagnostic_name(node_name), Report.merge(reports), now, hardware_id, engine_values)]
+    if cameras[0][0]:  # a ring: one status per camera besides the node's
+        for camera, report in cameras:
+            statuses.append(segmentation_status(diagnostic_name(node_name, camera), report, now, hardware_id, {}))
+    return DiagnosticArray(status=statuses)
+
+
+def segmentation_status(
+    name: str, report: Report, now: float, hardware_id: str, extra: Mapping[str, Any]
+) -> DiagnosticStatus:
+    """OK "running" or "waiting for images", WARN naming the bad messages and failed frames of the period."""
+    values = {**report.values(now), **extra}
+    level, message = DiagnosticStatus.OK, "running"
+    if report.delta["bad"] or report.delta["errors"]:
+        level = DiagnosticStatus.WARN
+        problems = [f"{report.delta['bad']} bad message(s)"] * bool(report.delta["bad"])
+        problems += [f"{report.delta['errors']} failed frame(s)"] * bool(report.delta["errors"])
+        message = f"{', '.join(problems)}: {report.last_error}"
+    elif report.delta["received"] == 0:
+        message = "waiting for images"
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in values.items()],
+    )
