@@ -54,7 +54,7 @@ from fast_scnn_core.train.recipe import (
     set_poly_lr,
     sgd,
 )
-from fast_scnn_core.train.report import report_validation, summary_writer, write_scalars
+from fast_scnn_core.train.report import TensorBoard, report_validation
 from fast_scnn_core.train.run_dir import check_run_dir, load_last, save_run, start_run_dir, warn_config_changes
 from fast_scnn_core.train.validate import evaluate_model
 
@@ -217,7 +217,7 @@ class Loop:
     stop: StopSignal
     meter: LossMeter
     progress: tqdm
-    writer: Any  # TensorBoard SummaryWriter on the main process, else None
+    writer: TensorBoard | None  # on the main process only
     started: float = field(default_factory=time.monotonic)
 
 
@@ -262,7 +262,7 @@ def fit(
         progress = cleanup.enter_context(
             tqdm(total=total, initial=state.iteration, disable=not env.main, dynamic_ncols=True, desc="train")
         )
-        writer = summary_writer(state.run_dir) if env.main else None
+        writer = TensorBoard(state.run_dir) if env.main else None
         if writer is not None:
             cleanup.callback(writer.close)
         loop = Loop(
@@ -435,7 +435,7 @@ def log_loss(state: RunState, loop: Loop, loss: float | None, empty: int) -> Non
         )
     if loop.writer is not None:
         scalars = {"loss": loss, "lr": lr, "batches_without_labels": empty}
-        write_scalars(loop.writer, "train", scalars, state.iteration)
+        loop.writer.scalars("train", scalars, state.iteration)
     loop.meter.reset()
 
 

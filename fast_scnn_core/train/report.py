@@ -6,8 +6,11 @@ canvas renders the PNG. matplotlib is imported by the first plot, so a run with 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +19,69 @@ import torch
 from tqdm import tqdm
 
 from fast_scnn_core.atomic import atomic_path, atomic_write_text
+from fast_scnn_core.errors import StorageError
 from fast_scnn_core.metrics import no_labelled_pixels, to_json
 
 
-def summary_writer(run_dir: Path) -> Any:
-    """A TensorBoard SummaryWriter on run_dir/tensorboard."""
-    from torch.utils.tensorboard import SummaryWriter  # imported here: tensorboard is slow to import
+class TensorBoard:
+    """run_dir/tensorboard through TensorBoard's SummaryWriter, where a failed write is one StorageError.
 
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    The SummaryWriter writes from a thread of its own: an OSError there (disk full, file system turned
+    read-only) is printed as that thread's traceback, then raised again by the next `add_scalar` and by
+    `close`. Here it is one StorageError at the next call, like every other failed write of a run, and
+    nothing after it (the thread's traceback is not printed; `close` after a failure is quiet).
+    """
 
+    def __init__(self, run_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imported here: tensorboard is slow to import
 
-def write_scalars(writer: Any, prefix: str, values: dict[str, float | None], iteration: int) -> None:
-    """TensorBoard scalars `<prefix>/<name>`; None and NaN (nothing to score) are left out."""
-    for name, value in values.items():
-        if value is not None and not math.isnan(value):
-            writer.add_scalar(f"{prefix}/{name}", value, iteration)
+        self.folder = run_dir / "tensorboard"
+        self.failed = False
+        self._writer = SummaryWriter(str(self.folder))
+        self._thread_hook = threading.excepthook
+        threading.excepthook = self._quiet_writer_thread
+
+    def _quiet_writer_thread(self, args: Any) -> None:
+        """Leave out the writer thread's OSError traceback: the next call raises it as a StorageError."""
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        self._thread_hook(args)
+
+    def _guard(self, write: Callable[[], None]) -> None:
+        if self.failed:
+            return
+        try:
+            write()
+        except OSError as exc:
+            self.failed = True
+            raise StorageError(
+                f"cannot write TensorBoard events in {self.folder}: {exc.strerror or exc}; "
+                "the checkpoints written before are intact"
+            ) from None
+
+    def scalars(self, prefix: str, values: dict[str, float | None], iteration: int) -> None:
+        """Scalars `<prefix>/<name>`; None and NaN (nothing to score) are left out."""
+
+        def write() -> None:
+            for name, value in values.items():
+                if value is not None and not math.isnan(value):
+                    self._writer.add_scalar(f"{prefix}/{name}", value, iteration)
+
+        self._guard(write)
+
+    def flush(self) -> None:
+        self._guard(self._writer.flush)
+
+    def close(self) -> None:
+        """Flush and close; quiet when a write already failed (that failure is the one reported)."""
+        try:
+            if self.failed:
+                with contextlib.suppress(OSError):
+                    self._writer.close()
+            else:
+                self._guard(self._writer.close)
+        finally:
+            threading.excepthook = self._thread_hook
 
 
 def report_validation(
@@ -38,14 +89,14 @@ def report_validation(
     metrics: dict[str, Any],
     confusion: torch.Tensor,
     history: dict[str, list],
-    writer: Any,
+    writer: TensorBoard,
     plots: bool,
     split: str,
 ) -> None:
     """After a validation: TensorBoard scalars, metrics.json, plots (when `plots`), a line on stderr."""
     iteration = metrics["iteration"]
-    write_scalars(writer, "val", {key: metrics[key] for key in ("miou", "category_miou", "pixel_accuracy")}, iteration)
-    write_scalars(writer, "val_iou", metrics["class_iou"], iteration)
+    writer.scalars("val", {key: metrics[key] for key in ("miou", "category_miou", "pixel_accuracy")}, iteration)
+    writer.scalars("val_iou", metrics["class_iou"], iteration)
     writer.flush()
     latest = {**metrics, "confusion": confusion.cpu().tolist()}
     atomic_write_text(run_dir / "metrics.json", to_json({"latest": latest, "history": history}))

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -641,3 +642,26 @@ def test_finetune_gain_bench_runs_and_writes_its_tables(tmp_path: Path, monkeypa
         [(iteration, miou)] = result[run]["curve"]
         assert iteration == 2 and 0 <= miou <= 100
     assert "| 2 | " in (tmp_path / "gain.md").read_text()
+
+
+def test_a_tensorboard_write_that_fails_is_one_storage_error_and_no_thread_traceback(
+    tmpfs: Callable[..., Path], capfd: pytest.CaptureFixture
+) -> None:
+    """TensorBoard writes from a thread of its own: on a full disk that thread printed its OSError traceback and
+    the next add_scalar and close raised it again (the fault campaign's raw rc 1). Now: one StorageError, once."""
+    from fast_scnn_core.errors import StorageError
+    from fast_scnn_core.train.report import TensorBoard
+
+    run_dir = tmpfs("64k")
+    hook = threading.excepthook
+    board = TensorBoard(run_dir)
+    with pytest.raises(StorageError, match=r"cannot write TensorBoard events in .*tensorboard: No space left"):
+        for iteration in range(100_000):
+            board.scalars("train", {"loss": 1.0 / (iteration + 1), "lr": 0.045, "none": None}, iteration)
+            if iteration % 50 == 0:
+                board.flush()
+    board.scalars("train", {"loss": 0.5}, 100_001)  # after the failure: quiet
+    board.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception in thread" not in err, err
+    assert threading.excepthook is hook  # given back
