@@ -132,6 +132,12 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(f"{path.name}.partial") / path.name
 
 
+def refuse_overwrite(path: str | Path, overwrite: bool) -> None:
+    """FastSCNNError when the output file `path` exists and `overwrite` was not asked for."""
+    if not overwrite and Path(path).exists():
+        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+
+
 def check_replaceable(path: str | Path, overwrite: bool) -> None:
     """FastSCNNError unless `path` and its `<path>.partial` are free or `overwrite` allows replacing them."""
     path = Path(path)

@@ -8,8 +8,8 @@ from datetime import datetime
 import numpy as np
 
 from fast_scnn_core.config import quick_start_hint
-from fast_scnn_core.errors import CheckpointError
-from fast_scnn_core.infer.options import InferenceConfig
+from fast_scnn_core.errors import CheckpointError, ConfigError, FastSCNNError
+from fast_scnn_core.infer.options import InferenceConfig, check_threads_start
 from fast_scnn_core.infer.segmenter import Segmenter
 from fast_scnn_core.labels import ClassSet, mask_topic_names
 
@@ -27,13 +27,24 @@ class Engine:
 
     @classmethod
     def load(cls, config: InferenceConfig) -> Engine:
-        """Load `config.checkpoint` and build the engine; FastSCNNError with the reason when that fails."""
+        """Load `config.checkpoint` and build the engine, every failure a FastSCNNError with the reason: a runtime
+        change is refused with it (the running engine goes on), a start-up one exits 2.
+
+        The threads are checked first (torch's pool and ONNX Runtime's): torch's OpenMP ends the process when it
+        cannot create its pool; ONNX Runtime raises its own exception (bad_alloc).
+        """
+        check_threads_start(config.threads)
         if not config.checkpoint:
             raise CheckpointError(
                 "parameter 'checkpoint' is not set: pass checkpoint:=/path/to/model.pt (launch argument) or "
                 f"-p checkpoint:=... Train one with `fast-scnn train` ({quick_start_hint()})"
             )
-        segmenter = Segmenter.from_checkpoint(config.checkpoint, config)
+        try:
+            segmenter = Segmenter.from_checkpoint(config.checkpoint, config)
+        except FastSCNNError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"cannot build the engine: {type(exc).__name__}: {exc}") from exc
         return cls(config, segmenter, segmenter.classes.palette(), mask_topic_names(segmenter.classes))
 
     @property

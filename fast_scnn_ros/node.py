@@ -47,7 +47,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from fast_scnn_core.errors import ConfigError, FastSCNNError
-from fast_scnn_core.infer.options import InferenceConfig, check_threads_start
+from fast_scnn_core.infer.options import InferenceConfig
 from fast_scnn_ros.camera_ring import CameraRing, RingOptions, RingState
 from fast_scnn_ros.engine import Engine
 from fast_scnn_ros.names import NODE_NAME
@@ -104,7 +104,7 @@ class Segmentation:
         check_choices(values)
         camera_names(values)
         start = perf_counter()
-        engine = load_engine(engine_config(values))
+        engine = Engine.load(engine_config(values))
         self.outputs = output_settings(values, engine.classes)
         self.engine = engine
         segmenter = engine.segmenter
@@ -157,7 +157,7 @@ class Segmentation:
         if engine is None:
             return Change(changes, config, None, None)
         if config != engine.config:
-            engine = load_engine(config)
+            engine = Engine.load(config)
         return Change(changes, config, engine, output_settings(values, engine.classes))
 
     def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
@@ -178,19 +178,6 @@ class Segmentation:
         self.engine, self.outputs = change.engine, change.outputs
         if self.ring is not None:
             self.ring.update(RingState(change.engine, change.outputs))
-
-
-def load_engine(config: InferenceConfig) -> Engine:
-    """Engine.load, with every failure a FastSCNNError: a runtime change is refused with the reason (the running
-    engine goes on), a start-up one exits 2. The threads are checked first (torch's pool and ONNX Runtime's): torch's
-    OpenMP ends the process when it cannot create its pool; ONNX Runtime raises its own exception (bad_alloc)."""
-    check_threads_start(config.threads)
-    try:
-        return Engine.load(config)
-    except FastSCNNError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"cannot build the engine: {type(exc).__name__}: {exc}") from exc
 
 
 class SegmentationNode(Node):

@@ -39,14 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from fast_scnn_core.atomic import atomic_write_bytes
-    from fast_scnn_core.errors import ConfigError, FastSCNNError
+    from fast_scnn_core.atomic import atomic_write_bytes, refuse_overwrite
+    from fast_scnn_core.errors import ConfigError
     from fast_scnn_core.infer.graph import OPSET, check_export, onnx_bytes, pipeline_graph, torchscript
     from fast_scnn_core.model.checkpoint import build_model, load_checkpoint
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FastSCNNError(f"{out} exists; pass --overwrite to replace it")
+    refuse_overwrite(out, args.overwrite)
     payload = load_checkpoint(args.checkpoint)
     model = build_model(payload).eval()
     mean, std = tuple(payload["mean"]), tuple(payload["std"])

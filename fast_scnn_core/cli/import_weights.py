@@ -40,14 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from fast_scnn_core.errors import FastSCNNError
+    from fast_scnn_core.atomic import refuse_overwrite
     from fast_scnn_core.labels import CITYSCAPES
     from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, save_checkpoint
     from fast_scnn_core.model.weights import import_weights
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FastSCNNError(f"{out} exists; pass --overwrite to replace it")
+    refuse_overwrite(out, args.overwrite)
     model, report = import_weights(args.source, args.input, keep_aux=args.keep_aux)
     for warning in report.warnings:
         print(f"fast-scnn import-weights: warning: {warning}", file=sys.stderr)

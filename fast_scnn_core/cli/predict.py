@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fast_scnn_core.atomic import atomic_write_bytes, remove_stale_temporaries
+from fast_scnn_core.atomic import atomic_write_bytes, refuse_overwrite, remove_stale_temporaries
 from fast_scnn_core.cli.engine_args import add_engine_arguments, inference_config_from_args
 from fast_scnn_core.errors import DataError, FastSCNNError, InputError
 
@@ -88,8 +88,7 @@ def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
 def _write_png(path: Path, image: np.ndarray, overwrite: bool) -> None:
     import cv2
 
-    if path.exists() and not overwrite:
-        raise FastSCNNError(f"{path} exists; pass --overwrite to replace it")
+    refuse_overwrite(path, overwrite)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", image)
