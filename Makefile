@@ -9,6 +9,8 @@ CONSTRAINTS := requirements/constraints.txt
 # The real ROS 2 command line (ros2 launch/run/param/topic/lifecycle, launch, launch_ros), built unchanged
 # from upstream: no wheels for it exist on PyPI. Installed when present; tests that need it fail in CI.
 ROS2_CLI ?= ../shared/ros2-cli/install.sh
+# tf2_ros, tf2_msgs and vision_msgs (the ground projection's pose and LabelInfo), likewise built from upstream.
+ROS2_EXTRA ?= ../shared/ros2-extra/install.sh
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: venv test test-fast lint demo constraints clean
@@ -20,6 +22,8 @@ $(VENV)/.deps: setup.py $(CONSTRAINTS)
 	$(PIP) install --quiet -c $(CONSTRAINTS) ".[test]"
 	if [ -f $(ROS2_CLI) ]; then PIP_CONSTRAINT=$(abspath $(CONSTRAINTS)) bash $(ROS2_CLI) $(PY); \
 	else echo "note: $(ROS2_CLI) not found: the ros2 command-line tests will skip (fail under CI=true)"; fi
+	if [ -f $(ROS2_EXTRA) ]; then bash $(ROS2_EXTRA) $(PY); \
+	else echo "note: $(ROS2_EXTRA) not found: the tf2 ground tests will skip (fail under CI=true)"; fi
 	touch $@
 
 # The project itself is reinstalled every time (seconds): the ament-index layout under the venv prefix

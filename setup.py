@@ -26,6 +26,8 @@ ROS = [
     "ros-diagnostic-msgs",
     "ros-rcl-interfaces",
     "ros-lifecycle-msgs",
+    "ros-geometry-msgs",
+    "ros-nav-msgs",  # ground projection: OccupancyGrid (tf2_ros and vision_msgs have no wheel: Makefile)
 ]
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
 

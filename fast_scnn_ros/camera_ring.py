@@ -54,11 +54,12 @@ from fast_scnn_ros.names import (
     CONFIDENCE_TOPIC,
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
+    LABEL_INFO_TOPIC,
     LABELS_TOPIC,
     MASKS_TOPIC,
     OVERLAY_TOPIC,
 )
-from fast_scnn_ros.params import OutputSettings
+from fast_scnn_ros.params import GroundSettings, OutputSettings
 from fast_scnn_ros.pipeline import Frame, Mailbox, MemoryTrimmer, Round, Slot, Stats, bounded
 
 
@@ -191,8 +192,9 @@ class Camera:
             if topic not in self.publishers:
                 self.publishers[topic] = node.create_publisher(kind, topic, self.ring.output_qos)
 
-    def publish(self, header: Header, rgb: np.ndarray, result: SegmentationResult, state: RingState) -> None:
-        """Labels always; every other output only when enabled and subscribed (caller holds the publish lock)."""
+    def publish(self, header: Header, rgb: np.ndarray, result: SegmentationResult, state: RingState) -> float:
+        """Labels always; every other output only when enabled and subscribed (caller holds the publish lock); the
+        ground outputs last. Returns the seconds the ground projection took."""
         pubs, outputs, labels = self.publishers, state.outputs, result.labels
         pubs[self.topic(LABELS_TOPIC)].publish(numpy_to_image(labels, "mono8", header))
 
@@ -217,6 +219,11 @@ class Camera:
         info = self.camera_info
         if info is not None and info.width and info.height and wanted(topic := self.topic(CAMERA_INFO_OUT_TOPIC)):
             pubs[topic].publish(scale_camera_info(info, labels.shape[1], labels.shape[0], header))
+        if self.ring.ground is None:
+            return 0.0
+        start = perf_counter()
+        self.ring.ground.project(self.index, header, labels, info)
+        return perf_counter() - start
 
     def destroy(self) -> None:
         for subscription in self.subscriptions:
@@ -231,14 +238,23 @@ class CameraRing:
 
     LARGE_MESSAGE = 8 << 20  # a refused message this large asks the worker to give memory back
 
-    def __init__(self, node: Node, cameras: tuple[str, ...], options: RingOptions, state: RingState) -> None:
+    def __init__(
+        self,
+        node: Node,
+        cameras: tuple[str, ...],
+        options: RingOptions,
+        state: RingState,
+        ground: GroundSettings | None = None,
+    ) -> None:
         self.node, self.options, self.state = node, options, state
+        self._ground_settings = ground
+        self.ground = None  # GroundOutputs when ground.enabled
         self.output_qos = QoSProfile(depth=options.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.mailbox = Mailbox(max(len(cameras), 1))
         self._trimmer = MemoryTrimmer()
         self._publish_lock = threading.Lock()  # publishers change under a parameter update
         self.cameras: list[Camera] = []
-        self._class_info_pub = self._diagnostics_pub = self._timer = None
+        self._class_info_pub = self._diagnostics_pub = self._timer = self._label_info_pub = None
         self._worker: threading.Thread | None = None
         try:
             self._create(cameras or ("",))
@@ -258,6 +274,11 @@ class CameraRing:
                 self.cameras.append(camera := Camera(self, index, name))
                 camera.sync_publishers(self.state)
         self._class_info_pub.publish(String(data=self.class_info_json()))
+        self._publish_label_info(latched)
+        if self._ground_settings is not None:
+            from fast_scnn_ros.ground import GroundOutputs  # nav_msgs, tf2_ros: only when asked for
+
+            self.ground = GroundOutputs(node, self._ground_settings, [c.prefix for c in self.cameras], self.output_qos)
         self._timer = node.create_timer(self.options.diagnostics_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name="fast_scnn_worker", daemon=True)
         self._worker.start()
@@ -267,6 +288,19 @@ class CameraRing:
             f"{segmenter.classes.num_classes} classes from {config.checkpoint}) -> "
             f"{', '.join(node.resolve_topic_name(c.topic(LABELS_TOPIC)) for c in self.cameras)}"
         )
+
+    def _publish_label_info(self, qos: QoSProfile) -> None:
+        """segmentation/label_info (vision_msgs/LabelInfo: id -> name), latched, where vision_msgs is installed."""
+        try:
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            self.node.get_logger().info("vision_msgs is not installed: no segmentation/label_info (class_info has it)")
+            return
+        classes = self.state.engine.classes
+        info = LabelInfo(class_map=[VisionClass(class_id=i, class_name=name) for i, name in enumerate(classes.names)])
+        info.header.stamp = self.node.get_clock().now().to_msg()
+        self._label_info_pub = self.node.create_publisher(LabelInfo, LABEL_INFO_TOPIC, qos)
+        self._label_info_pub.publish(info)
 
     def update(self, state: RingState) -> None:
         """Run with a new engine or output settings from the next round on; publishers follow the settings."""
@@ -320,6 +354,8 @@ class CameraRing:
         sizes = [c.rgb.shape[:2] for c in converted]
         for batch in state.engine.segmenter.plan_batches(sizes):
             failed |= not self._segment([converted[i] for i in batch], state, started)
+        if self.ground is not None and converted:
+            self.ground.publish_fused()
         return sum(h * w for h, w in sizes), failed
 
     def _convert(self, camera: Camera, slot: Slot, state: RingState) -> Converted | None:
@@ -361,14 +397,15 @@ class CameraRing:
             with self._publish_lock:
                 if not item.camera.publishers:
                     return True  # destroyed under us (deactivated after the join timed out)
-                item.camera.publish(item.frame.msg.header, item.rgb, result, state)
+                ground = item.camera.publish(item.frame.msg.header, item.rgb, result, state)
             done = perf_counter()
             item.camera.stats.processed(
                 len(batch),
                 wait=started - item.frame.received,
                 convert=item.convert,
                 inference=inference,
-                publish=done - publish_start,
+                publish=done - publish_start - ground,
+                ground=ground,
                 end_to_end=done - item.frame.received,
             )
         return True
@@ -378,7 +415,8 @@ class CameraRing:
     def _publish_diagnostics(self) -> None:
         now = perf_counter()
         cameras = [(camera.name, camera.stats.report()) for camera in self.cameras]
-        array = diagnostic_array(self.node.get_name(), self.state.engine, cameras, self._trimmer.releases, now)
+        ground = None if self.ground is None else [self.ground.status(i) for i in range(len(self.cameras))]
+        array = diagnostic_array(self.node.get_name(), self.state.engine, cameras, self._trimmer.releases, now, ground)
         array.header.stamp = self.node.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
 
@@ -391,9 +429,12 @@ class CameraRing:
         with self._publish_lock:
             for camera in self.cameras:
                 camera.destroy()
-        for publisher in (self._class_info_pub, self._diagnostics_pub):
+        if self.ground is not None:
+            self.ground.destroy()
+        for publisher in (self._class_info_pub, self._diagnostics_pub, self._label_info_pub):
             if publisher is not None:
                 node.destroy_publisher(publisher)
         if self._timer is not None:
             node.destroy_timer(self._timer)
-        self._class_info_pub = self._diagnostics_pub = self._timer = self._worker = None
+        self._class_info_pub = self._diagnostics_pub = self._timer = self._worker = self._label_info_pub = None
+        self.ground = None

@@ -12,11 +12,19 @@ from fast_scnn_ros.engine import Engine
 from fast_scnn_ros.names import diagnostic_name
 from fast_scnn_ros.pipeline import Report
 
+GroundStatus = tuple[bool, str, int, int]  # projecting, state (or why not), frames projected, frames skipped
+
 
 def diagnostic_array(
-    node_name: str, engine: Engine, cameras: Sequence[tuple[str, Report]], memory_releases: int, now: float
+    node_name: str,
+    engine: Engine,
+    cameras: Sequence[tuple[str, Report]],
+    memory_releases: int,
+    now: float,
+    ground: Sequence[GroundStatus] | None = None,
 ) -> DiagnosticArray:
-    """The statuses of one diagnostics period from each camera's (name, report); `now` is perf_counter's.
+    """The statuses of one diagnostics period from each camera's (name, report); `now` is perf_counter's; `ground`
+    per camera when ground.enabled (a camera that is not projecting makes its status WARN, with the reason).
 
     A single camera has the name "" and gets only the node's status; its header stamp is the caller's to set.
     """
@@ -29,18 +37,41 @@ def diagnostic_array(
     }
     hardware_id = str(engine.segmenter.device)
     reports = [report for _, report in cameras]
-    statuses = [segmentation_status(diagnostic_name(node_name), Report.merge(reports), now, hardware_id, engine_values)]
+    node_ground = _merge_ground(ground, [name for name, _ in cameras]) if ground else None
+    statuses = [
+        segmentation_status(
+            diagnostic_name(node_name), Report.merge(reports), now, hardware_id, engine_values, node_ground
+        )
+    ]
     if cameras[0][0]:  # a ring: one status per camera besides the node's
-        for camera, report in cameras:
-            statuses.append(segmentation_status(diagnostic_name(node_name, camera), report, now, hardware_id, {}))
+        for index, (camera, report) in enumerate(cameras):
+            camera_ground = ground[index] if ground else None
+            statuses.append(
+                segmentation_status(diagnostic_name(node_name, camera), report, now, hardware_id, {}, camera_ground)
+            )
     return DiagnosticArray(status=statuses)
 
 
+def _merge_ground(ground: Sequence[GroundStatus], names: Sequence[str]) -> GroundStatus:
+    """The node's ground status: projecting when every camera is, else the first reason, named by its camera."""
+    problems = [(name, state) for name, (ok, state, _, _) in zip(names, ground, strict=True) if not ok]
+    state = "projecting" if not problems else "; ".join(f"{n}: {s}" if n else s for n, s in problems[:2])
+    return (not problems, state, sum(g[2] for g in ground), sum(g[3] for g in ground))
+
+
 def segmentation_status(
-    name: str, report: Report, now: float, hardware_id: str, extra: Mapping[str, Any]
+    name: str,
+    report: Report,
+    now: float,
+    hardware_id: str,
+    extra: Mapping[str, Any],
+    ground: GroundStatus | None = None,
 ) -> DiagnosticStatus:
-    """OK "running" or "waiting for images", WARN naming the bad messages and failed frames of the period."""
+    """OK "running" or "waiting for images", WARN naming the bad messages and failed frames of the period, or why
+    the ground projection is not running."""
     values = {**report.values(now), **extra}
+    if ground is not None:
+        values.update(ground=ground[1], ground_frames=ground[2], ground_skipped=ground[3])
     level, message = DiagnosticStatus.OK, "running"
     if report.delta["bad"] or report.delta["errors"]:
         level = DiagnosticStatus.WARN
@@ -49,6 +80,11 @@ def segmentation_status(
         message = f"{', '.join(problems)}: {report.last_error}"
     elif report.delta["received"] == 0:
         message = "waiting for images"
+    if ground is not None and not ground[0] and ground[2] + ground[3]:  # a frame came and was not projected
+        level = max(level, DiagnosticStatus.WARN)
+        message = (
+            f"ground projection: {ground[1]}" if message == "running" else f"{message}; ground projection: {ground[1]}"
+        )
     return DiagnosticStatus(
         level=level,
         name=name,

@@ -19,6 +19,11 @@ OVERLAY_TOPIC = "segmentation/overlay"
 CONFIDENCE_TOPIC = "segmentation/confidence"
 CAMERA_INFO_OUT_TOPIC = "segmentation/camera_info"
 CLASS_INFO_TOPIC = "segmentation/class_info"
+LABEL_INFO_TOPIC = "segmentation/label_info"  # vision_msgs/LabelInfo, latched, where vision_msgs is installed
+# Ground projection (ground.enabled): per camera, and a ring's fused grid at the node's segmentation/ground_grid.
+GROUND_GRID_TOPIC = "segmentation/ground_grid"
+OBSTACLE_POINTS_TOPIC = "segmentation/obstacle_points"
+FREE_POINTS_TOPIC = "segmentation/free_points"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 

@@ -53,10 +53,12 @@ from fast_scnn_ros.engine import Engine
 from fast_scnn_ros.names import NODE_NAME
 from fast_scnn_ros.params import (
     SPECS,
+    GroundSettings,
     OutputSettings,
     camera_names,
     check_choices,
     engine_config,
+    ground_settings,
     output_settings,
     parameter_specs,
     with_defaults,
@@ -85,6 +87,7 @@ class Segmentation:
             node.declare_parameter(spec.name, spec.default, spec.descriptor(managed))
         self.engine: Engine | None = None
         self.outputs: OutputSettings | None = None
+        self.ground: GroundSettings | None = None
         self.ring: CameraRing | None = None
         self._pending: Change | None = None
         # rclpy: the first validates a change (and may refuse it with a reason), the second applies it.
@@ -106,6 +109,7 @@ class Segmentation:
         start = perf_counter()
         engine = Engine.load(engine_config(values))
         self.outputs = output_settings(values, engine.classes)
+        self.ground = ground_settings(values, engine.classes, max(len(camera_names(values)), 1))
         self.engine = engine
         segmenter = engine.segmenter
         self.node.get_logger().info(
@@ -119,7 +123,11 @@ class Segmentation:
             raise RuntimeError("activate() before configure()")
         values = self.values()
         self.ring = CameraRing(
-            self.node, camera_names(values), RingOptions.from_values(values), RingState(self.engine, self.outputs)
+            self.node,
+            camera_names(values),
+            RingOptions.from_values(values),
+            RingState(self.engine, self.outputs),
+            self.ground,
         )
 
     def deactivate(self) -> None:
@@ -130,7 +138,7 @@ class Segmentation:
 
     def cleanup(self) -> None:
         """Free the engine and give its memory back."""
-        self.engine = self.outputs = None
+        self.engine = self.outputs = self.ground = None
         release_memory()
 
     def shutdown(self) -> None:

@@ -12,6 +12,7 @@ image's") are refused by `InferenceConfig`'s own check with its reason.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from fast_scnn_core.errors import ConfigError
+from fast_scnn_core.ground.grid import CostTable, GridSpec
+from fast_scnn_core.ground.pose import CameraPose
 from fast_scnn_core.infer.options import InferenceConfig, option_choices, option_help, option_range
 from fast_scnn_core.labels import ClassSet, mask_class_ids
 
@@ -112,6 +115,69 @@ NODE_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("publish_camera_info", True, "publish segmentation/camera_info scaled to the output size"),
     ParameterSpec("overlay_alpha", 0.5, "weight of the colours in the overlay", float_range=(0.0, 1.0)),
     ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics reports", True, float_range=(0.05, 60.0)),
+    # Ground projection (fast_scnn_ros/ground.py, docs/ros.md "Ground grid and clouds for Nav2").
+    ParameterSpec(
+        "ground.enabled",
+        False,
+        "project each camera's labels onto the ground: segmentation/ground_grid (OccupancyGrid), "
+        "segmentation/obstacle_points and segmentation/free_points (PointCloud2)",
+        True,
+    ),
+    ParameterSpec("ground.base_frame", "base_footprint", "frame of the grid and clouds; its z = 0 is the ground", True),
+    ParameterSpec("ground.resolution", 0.05, "grid cell size (m)", True, float_range=(0.001, 10.0)),
+    ParameterSpec(
+        "ground.x_min", 0.0, "grid extent in the base frame (m); extents are multiples of the resolution", True
+    ),
+    ParameterSpec("ground.x_max", 6.0, "grid extent in the base frame (m)", True),
+    ParameterSpec("ground.y_min", -3.0, "grid extent in the base frame (m)", True),
+    ParameterSpec("ground.y_max", 3.0, "grid extent in the base frame (m)", True),
+    ParameterSpec(
+        "ground.max_range",
+        6.0,
+        "farthest ground point used (m, from the camera's foot): cells beyond are -1, free points are clipped to "
+        "it; 0 = no limit",
+        True,
+        float_range=(0.0, 1000.0),
+    ),
+    ParameterSpec(
+        "ground.costs",
+        ["road=0", "sidewalk=0", "terrain=50", "sky=-1"],
+        "cost of classes in the grid, CLASS=COST (0 free .. 100 lethal, -1 unknown); classes not listed cost "
+        "ground.default_cost",
+        True,
+    ),
+    ParameterSpec(
+        "ground.default_cost", 100, "cost of the classes ground.costs does not list", True, integer_range=(-1, 100)
+    ),
+    ParameterSpec(
+        "ground.obstacle_cost",
+        100,
+        "classes costing this or more are obstacles: they end a free run and give obstacle_points",
+        True,
+        integer_range=(1, 100),
+    ),
+    ParameterSpec("ground.use_distortion", True, "apply camera_info's distortion (false for rectified images)", True),
+    ParameterSpec(
+        "ground.camera_translation",
+        Parameter.Type.DOUBLE_ARRAY,
+        "the camera's optical frame in the base frame, x y z (m), one triple per camera of the ring, as "
+        "static_transform_publisher takes it; empty = the pose from tf2",
+        True,
+    ),
+    ParameterSpec(
+        "ground.camera_rotation",
+        Parameter.Type.DOUBLE_ARRAY,
+        "the optical frame's rotation in the base frame, quaternion x y z w (REP-103 optical axes), one per camera; "
+        "empty = from tf2",
+        True,
+    ),
+    ParameterSpec(
+        "ground.tf_timeout",
+        0.05,
+        "seconds the worker waits for the camera's transform at the image's stamp",
+        True,
+        float_range=(0.0, 10.0),
+    ),
 )
 
 
@@ -187,9 +253,66 @@ def camera_names(values: Mapping[str, Any]) -> tuple[str, ...]:
     return names
 
 
+EMPTY_ARRAYS = (Parameter.Type.STRING_ARRAY, Parameter.Type.DOUBLE_ARRAY)
+
+
 def with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameter values as rclpy returns them, with an unset string array read as [] (its documented default)."""
+    """Parameter values as rclpy returns them, with an unset array read as [] (its documented default)."""
     return {
-        name: [] if value is None and SPECS[name].default is Parameter.Type.STRING_ARRAY else value
-        for name, value in values.items()
+        name: [] if value is None and SPECS[name].default in EMPTY_ARRAYS else value for name, value in values.items()
     }
+
+
+@dataclass(frozen=True)
+class GroundSettings:
+    """The ground.* parameters checked against the checkpoint's classes and the cameras."""
+
+    base_frame: str
+    grid: GridSpec
+    costs: CostTable
+    max_range: float
+    use_distortion: bool
+    tf_timeout: float
+    poses: tuple[CameraPose, ...] | None  # from ground.camera_*, one per camera; None: from tf2
+
+
+def ground_settings(values: Mapping[str, Any], classes: ClassSet, cameras: int) -> GroundSettings | None:
+    """None unless ground.enabled; ConfigError naming the parameter when a value cannot work."""
+    if not values["ground.enabled"]:
+        return None
+    if not values["use_camera_info"]:
+        raise ConfigError("ground.enabled needs the camera model: set use_camera_info true (and publish camera_info)")
+    if not values["ground.base_frame"]:
+        raise ConfigError("ground.base_frame is empty: name the frame whose z = 0 is the ground, e.g. base_footprint")
+    grid = GridSpec(*(float(values[f"ground.{name}"]) for name in ("resolution", "x_min", "x_max", "y_min", "y_max")))
+    costs = CostTable.from_entries(
+        classes, list(values["ground.costs"]), values["ground.default_cost"], values["ground.obstacle_cost"]
+    )
+    poses = _parameter_poses(values["ground.camera_translation"], values["ground.camera_rotation"], cameras)
+    if poses is None and importlib.util.find_spec("tf2_ros") is None:
+        raise ConfigError(
+            "ground.enabled: the camera pose comes from tf2 (ground.camera_translation is empty) but tf2_ros is not "
+            "installed: install ROS 2's tf2_ros (apt: ros-<distro>-tf2-ros), or give the pose as parameters"
+        )
+    return GroundSettings(
+        values["ground.base_frame"],
+        grid,
+        costs,
+        float(values["ground.max_range"]),
+        values["ground.use_distortion"],
+        float(values["ground.tf_timeout"]),
+        poses,
+    )
+
+
+def _parameter_poses(translation: list[float], rotation: list[float], cameras: int) -> tuple[CameraPose, ...] | None:
+    if not translation and not rotation:
+        return None
+    if len(translation) != 3 * cameras or len(rotation) != 4 * cameras:
+        raise ConfigError(
+            f"ground.camera_translation has {len(translation)} values and ground.camera_rotation {len(rotation)}: "
+            f"expected x y z and qx qy qz qw for each of the {cameras} camera(s), in the order of `cameras`"
+        )
+    return tuple(
+        CameraPose.from_quaternion(translation[3 * i : 3 * i + 3], rotation[4 * i : 4 * i + 4]) for i in range(cameras)
+    )

@@ -103,7 +103,7 @@ class Mailbox:
             self._cond.notify_all()
 
 
-TIMINGS = ("wait", "convert", "inference", "publish", "end_to_end")
+TIMINGS = ("wait", "convert", "inference", "publish", "ground", "end_to_end")
 COUNTERS = ("received", "processed", "dropped", "bad", "errors")
 
 

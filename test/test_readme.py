@@ -26,13 +26,15 @@ def table(name: str) -> list[list[str]]:
 
 
 def ros_type(default: object) -> str:
+    if default is Parameter.Type.DOUBLE_ARRAY:
+        return "double[]"
     if default is Parameter.Type.STRING_ARRAY or isinstance(default, list):
         return "string[]"
     return {bool: "bool", int: "int", float: "double", str: "string"}[type(default)]
 
 
 def ros_default(default: object) -> str:
-    if default is Parameter.Type.STRING_ARRAY:
+    if default in (Parameter.Type.STRING_ARRAY, Parameter.Type.DOUBLE_ARRAY):
         return "`[]`"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
@@ -58,6 +60,10 @@ def test_topic_table_matches_the_node() -> None:
         names.CONFIDENCE_TOPIC,
         names.CAMERA_INFO_OUT_TOPIC,
         names.CLASS_INFO_TOPIC,
+        names.LABEL_INFO_TOPIC,
+        names.GROUND_GRID_TOPIC,
+        names.OBSTACLE_POINTS_TOPIC,
+        names.FREE_POINTS_TOPIC,
     ]
     expected = [
         names.IMAGE_TOPIC,
@@ -150,3 +156,21 @@ def test_input_limits_paragraph_matches_the_code() -> None:
     from fast_scnn_core.limits import MAX_SIDE
 
     assert f"sides must be 1..{MAX_SIDE} pixels" in " ".join(README.split())
+
+
+def test_the_ground_snippet_is_parameters_the_node_accepts_for_a_cityscapes_model() -> None:
+    import yaml
+
+    from fast_scnn_core.labels import CITYSCAPES
+    from fast_scnn_ros.params import SPECS, ground_settings, with_defaults
+
+    section = README.split("### Ground grid and clouds for Nav2")[1].split("\n### ")[0]
+    [block] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    ground = yaml.safe_load(block)["fast_scnn"]["ros__parameters"]["ground"]
+    values = with_defaults(
+        {name: None if isinstance(spec.default, Parameter.Type) else spec.default for name, spec in SPECS.items()}
+    )
+    values |= {f"ground.{key}": value for key, value in ground.items()}
+    settings = ground_settings(values, CITYSCAPES, 1)
+    costs = settings.costs.table
+    assert costs[CITYSCAPES.index("road")] == 0 and costs[CITYSCAPES.index("car")] == 100 and settings.poses is None

@@ -3,6 +3,8 @@ of ray-cast labels against the ground-truth map, the bad configurations' reasons
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ground_scene import (
@@ -222,3 +224,18 @@ def test_quaternion_round_trip() -> None:
     assert np.allclose(again.rotation, camera_pose.rotation, atol=1e-12)
     with pytest.raises(ConfigError, match="quaternion"):
         CameraPose.from_quaternion((0, 0, 1), (0, 0, 0, 0))
+
+
+def test_the_documented_parameter_pose_is_the_documented_camera() -> None:
+    """docs/ros.md: "A camera 1.2 m up, pitched 15 degrees down, looking forward" and its parameters."""
+    import yaml
+    from support import REPO
+
+    docs = (REPO / "docs/ros.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", docs, re.S) if "camera_rotation" in b)
+    ground = yaml.safe_load(block)["fast_scnn"]["ros__parameters"]["ground"]
+    documented = CameraPose.from_quaternion(ground["camera_translation"], ground["camera_rotation"])
+    camera_pose = CameraPose.looking(1.2, 15.0)
+    assert np.allclose(documented.rotation, camera_pose.rotation, atol=1e-6)
+    assert np.allclose(documented.translation, camera_pose.translation)
+    assert "1.2 m up, pitched 15 degrees down" in docs

@@ -163,17 +163,31 @@ def test_a_camera_ring_remaps_each_cameras_inputs_by_the_topic_patterns(ros2, mo
         remappings(monkeypatch, "[front]", **defaults)
 
 
+def flatten(values: dict, prefix: str = "") -> dict:
+    """Nested parameter YAML as rcl reads it: {a: {b: 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def test_params_yaml_documents_every_parameter_with_its_default() -> None:
     config = yaml.safe_load((REPO / "config/segment.yaml").read_text())
-    values = config[NODE_NAME]["ros__parameters"]
+    values = flatten(config[NODE_NAME]["ros__parameters"])  # ground: {enabled: ...} -> ground.enabled, as rcl reads it
     assert set(values) == set(SPECS)
     for name, spec in SPECS.items():
-        expected = [] if spec.default is Parameter.Type.STRING_ARRAY else spec.default
+        empty = spec.default in (Parameter.Type.STRING_ARRAY, Parameter.Type.DOUBLE_ARRAY)
+        expected = [] if empty else spec.default
         assert values[name] == expected and type(values[name]) is type(expected), name
     text = (REPO / "config/segment.yaml").read_text().splitlines()
+    keys = {n.rpartition(".")[2] for n in SPECS} | {n.partition(".")[0] for n in SPECS}  # and groups (ground:)
     for name in SPECS:  # a comment above each parameter or above the group it belongs to (width, height)
-        line = next(i for i, t in enumerate(text) if t.strip().startswith(f"{name}:")) - 1
-        while text[line].strip().split(":")[0] in SPECS:
+        key = name.rpartition(".")[2]
+        line = next(i for i, t in enumerate(text) if t.strip().startswith(f"{key}:")) - 1
+        while text[line].strip().split(":")[0] in keys:
             line -= 1
         assert text[line].strip().startswith("#"), name
 

@@ -85,3 +85,10 @@ def test_camera_ring_compares_one_node_for_the_cameras_with_one_node_per_camera(
         assert all(float(v) > 0 for v in fps.split(", ")), f"{setup}: a camera got no labels"
     summary = r"against 2 nodes, mean of the runs: RSS \d+ %, PSS \d+ %, labelled frames/s \d+ %, CPU per labelled"
     assert len(re.findall(summary, out)) == 2, out
+
+
+def test_ground_projection_bench_times_the_documented_steps() -> None:
+    [command] = documented("ground_projection.py")
+    out = run_bench("ground_projection.py", *command, "--size", "64x128", "--frames", "3")
+    for step in ("grid + both point sets (per frame)", "... and their three messages (per frame)", "backward table"):
+        assert re.search(rf"^\| {re.escape(step)}.* \| [\d.]+ \| [\d.]+ \|$", out, re.M), out

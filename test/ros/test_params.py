@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 import pytest
+from rclpy.parameter import Parameter
 from support import CLASSES
 
 from fast_scnn_core.cli.engine_args import ENGINE_OPTIONS, add_engine_arguments
@@ -18,6 +19,7 @@ from fast_scnn_ros.params import (
     check_choices,
     engine_config,
     engine_parameters,
+    ground_settings,
     output_settings,
     parameter_description,
     with_defaults,
@@ -115,3 +117,53 @@ def test_a_lifecycle_nodes_startup_parameters_are_writable_and_say_when() -> Non
     assert SPECS["qos_reliability"].descriptor(managed=True).additional_constraints == (
         f"one of: best_effort, reliable; {UNCONFIGURED_ONLY}"
     )
+
+
+def defaults() -> dict:
+    """Every parameter's value as rclpy gives it before anything is set (an array declared by type: None)."""
+    return with_defaults(
+        {name: None if isinstance(spec.default, Parameter.Type) else spec.default for name, spec in SPECS.items()}
+    )
+
+
+def ground_values(**changes: object) -> dict:
+    values = defaults()
+    return (
+        values
+        | {"ground.enabled": True, "ground.costs": ["road=0", "sky=-1"]}
+        | {f"ground.{k}": v for k, v in changes.items()}
+    )
+
+
+def test_ground_settings_follow_the_parameters() -> None:
+    assert ground_settings(defaults(), CLASSES, 1) is None
+    settings = ground_settings(
+        ground_values(camera_translation=[0.0, 0.0, 1.0], camera_rotation=[0, 0, 0, 1.0]), CLASSES, 1
+    )
+    assert (settings.grid.width, settings.grid.height, settings.base_frame) == (120, 120, "base_footprint")
+    assert settings.costs.table[:3].tolist() == [0, 100, -1] and settings.poses[0].translation.tolist() == [0, 0, 1]
+    assert ground_settings(ground_values(), CLASSES, 2).poses is None  # from tf2
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"camera_translation": [0.0, 0.0, 1.0], "camera_rotation": []},
+            "expected x y z and qx qy qz qw for each of the 2",
+        ),
+        ({"costs": ["car=0"]}, "names no class of this checkpoint"),
+        ({"resolution": 0.001}, "over the limit of 1,000,000 cells"),
+        ({"x_max": 6.03}, "not a multiple of ground.resolution"),
+        ({"base_frame": ""}, "ground.base_frame is empty"),
+        ({"camera_translation": [0.0] * 6, "camera_rotation": [0.0] * 8}, "not a quaternion"),
+    ],
+)
+def test_ground_parameters_that_cannot_work_are_refused_with_the_reason(changes: dict, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        ground_settings(ground_values(**changes), CLASSES, 2)
+
+
+def test_ground_needs_camera_info() -> None:
+    with pytest.raises(ConfigError, match="use_camera_info true"):
+        ground_settings(ground_values() | {"use_camera_info": False}, CLASSES, 1)
