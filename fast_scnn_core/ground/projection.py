@@ -57,7 +57,8 @@ class GroundProjector:
                 f"the camera is {'below' if height < 0 else 'on'} the ground: its optical centre is at "
                 f"z = {height:.3f} m in the base frame (check the pose: tf or ground.camera_translation)"
             )
-        self._traversable, self._obstacle = costs.traversable, costs.obstacle
+        self._obstacle = costs.obstacle
+        self._kinds = np.where(costs.table == UNKNOWN, 0, np.where(costs.traversable, 1, 2)).astype(np.uint8)
         border = camera.rays(camera.border()) @ pose.rotation.T
         if not np.any(border[:, 2] < 0):
             raise GroundGeometryError(
@@ -138,31 +139,41 @@ class GroundProjector:
         """The grid and points of one frame's labels ((height, width) uint8 class ids at the camera's size)."""
         if labels.shape != self._shape or labels.dtype != np.uint8:
             raise ValueError(f"labels {labels.shape} {labels.dtype}: expected {self._shape} uint8")
-        first, count = self._column_scan(labels)
-        contact = self._contact_distance(labels, first, count)
+        first, end = self._column_scan(labels)
+        contact = self._contact_distance(labels, first)
         grid = np.full(self.grid.width * self.grid.height, UNKNOWN, dtype=np.int8)
         classes = labels.ravel()[self._cell_pixels]
         costs = self.costs.table[classes]
         hidden = self._obstacle[classes] & (self._cell_distance > contact[self._cell_columns] + self.grid.resolution)
         costs[hidden] = UNKNOWN
         grid[self._cells] = costs
-        obstacles, obstacle_labels = self._obstacle_points(labels, first, count)
-        free, free_labels = self._free_points(labels, count)
+        obstacles, obstacle_labels = self._obstacle_points(labels, first, end)
+        free, free_labels = self._free_points(labels, end)
         return GroundResult(
             grid.reshape(self.grid.height, self.grid.width), obstacles, obstacle_labels, free, free_labels
         )
 
     def _column_scan(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per column: the row of the first non-traversable pixel from the bottom (-1 if none), and the length of
-        the free run below it."""
+        """Per column, scanning up from the bottom row past unknown pixels there (the ego vehicle's bonnet, ignore
+        id): the row of the first pixel after the free run (-1: the run reaches the top row scanned) and the row of
+        the run's far end (-1: no free run)."""
         scanned = labels[self._top :]
-        blocked = ~self._traversable[scanned[::-1]]  # rows from the bottom
-        count = np.argmax(blocked, axis=0)
-        none = ~blocked[count, np.arange(labels.shape[1])]
-        count[none] = scanned.shape[0]
-        first = labels.shape[0] - 1 - count
-        first[none] = -1  # traversable up to the top row: an obstacle beyond would be beyond range
-        return first, count
+        kinds = self._kinds[scanned[::-1]]  # rows from the bottom: 0 unknown, 1 traversable, 2 not
+        rows, columns = kinds.shape[0], np.arange(labels.shape[1])
+        lead = np.zeros(labels.shape[1], dtype=np.intp)
+        if (kinds[0] == 0).any():
+            lead = np.argmax(kinds != 0, axis=0)
+            lead[kinds[lead, columns] == 0] = rows  # unknown all the way up
+        blocked = kinds != 1
+        if lead.any():
+            blocked = blocked | (np.arange(rows)[:, None] < lead)
+        stop = np.argmax(blocked & (np.arange(rows)[:, None] >= lead), axis=0)
+        open_top = ~blocked[stop, columns] | (stop < lead)  # nothing blocks above the run's start
+        stop[open_top] = rows
+        height = labels.shape[0]
+        first = np.where(open_top, -1, height - 1 - stop)
+        end = np.where(stop > lead, height - stop, -1)  # the last traversable row of the run
+        return first, end
 
     def _rays_at(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Ray directions in the base frame of these pixels (from the camera's table of pixel rays)."""
@@ -170,7 +181,7 @@ class GroundProjector:
         r = self.pose.rotation  # r @ (x, y, 1), written out: numpy's small matmul is slow on (N, 3) arrays
         return xy[:, :1] * r[:, 0] + xy[:, 1:] * r[:, 1] + r[:, 2]
 
-    def _contact_distance(self, labels: np.ndarray, first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    def _contact_distance(self, labels: np.ndarray, first: np.ndarray) -> np.ndarray:
         """Per column the ground distance of its nearest obstacle pixel (the first non-traversable one, when an
         obstacle class); inf where there is none or it is above the horizon."""
         contact = np.full(labels.shape[1], np.inf)
@@ -183,8 +194,8 @@ class GroundProjector:
     def _in_range(self, points: np.ndarray, down: np.ndarray) -> np.ndarray:
         return down & ((self._distance(points) <= self.max_range) if self.max_range > 0 else True)
 
-    def _obstacle_points(self, labels: np.ndarray, first: np.ndarray, count: np.ndarray):
-        columns = np.flatnonzero((first >= 0) & (count > 0))
+    def _obstacle_points(self, labels: np.ndarray, first: np.ndarray, end: np.ndarray):
+        columns = np.flatnonzero((first >= 0) & (end >= 0))
         rows = first[columns]
         classes = labels[rows, columns]
         keep = self._obstacle[classes]
@@ -193,9 +204,9 @@ class GroundProjector:
         keep = self._in_range(points, down)
         return points[keep].astype(np.float32), classes[keep]
 
-    def _free_points(self, labels: np.ndarray, count: np.ndarray):
-        columns = np.flatnonzero(count > 0)
-        rows = labels.shape[0] - count[columns]  # the run's far end
+    def _free_points(self, labels: np.ndarray, end: np.ndarray):
+        columns = np.flatnonzero(end >= 0)
+        rows = end[columns]  # the run's far end
         rays = self._rays_at(rows, columns)
         points, down = self._intersect(rays)
         if self.max_range > 0:

@@ -92,3 +92,22 @@ def labelled_row(panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray, c
     """Titled panels side by side (uint8 RGB, one height) over the legend of the classes present in `labels`."""
     row = np.concatenate([with_title(picture, title) for title, picture in panels], axis=1)
     return np.concatenate([row, legend(present_classes(labels, classes), classes, row.shape[1])])
+
+
+# The ground grid's values as colours (OccupancyGrid: 0 free .. 100 lethal, -1 unknown), and their legend.
+COST_LEGEND = ClassSet(
+    ("free (0)", "cost (1-99)", "lethal (100)", "unknown (-1)"),
+    ((200, 235, 200), (240, 190, 60), (220, 40, 40), (70, 70, 70)),
+)
+
+
+def cost_picture(grid: np.ndarray, size: int) -> np.ndarray:
+    """A ground grid ((rows = y, columns = x) int8 costs) as a bird's-eye RGB picture `size` pixels high: the base
+    frame's x (forward) up, y (left) to the left; costs between free and lethal shade from yellow to red."""
+    free, middle, lethal, unknown = (np.asarray(c, np.float32) for c in COST_LEGEND.colors)
+    values = np.asarray(grid, np.float32)[..., None]
+    shade = middle + np.clip((values - 1) / 98, 0, 1) * (lethal - middle)
+    picture = np.where(values == 0, free, np.where(values >= 100, lethal, np.where(values < 0, unknown, shade)))
+    picture = picture.astype(np.uint8).transpose(1, 0, 2)[::-1, ::-1]  # rows = x from far to near, columns = y
+    width = max(1, round(size * picture.shape[1] / picture.shape[0]))
+    return cv2.resize(np.ascontiguousarray(picture), (width, size), interpolation=cv2.INTER_NEAREST)

@@ -239,3 +239,16 @@ def test_the_documented_parameter_pose_is_the_documented_camera() -> None:
     assert np.allclose(documented.rotation, camera_pose.rotation, atol=1e-6)
     assert np.allclose(documented.translation, camera_pose.translation)
     assert "1.2 m up, pitched 15 degrees down" in docs
+
+
+def test_unknown_pixels_at_the_bottom_do_not_hide_the_free_run() -> None:
+    """An ego vehicle's bonnet (ignore id) over the bottom rows: the scan starts above it."""
+    cam, camera_pose = camera(), pose()
+    labels = render(cam, camera_pose)
+    plain = projector(cam, camera_pose).project(labels)
+    labels[-40:] = 255
+    bonnet = projector(cam, camera_pose).project(labels)
+    np.testing.assert_array_equal(bonnet.obstacle_points, plain.obstacle_points)
+    assert len(bonnet.free_points) == len(plain.free_points)
+    labels[-40:, 400:600] = BOX  # an obstacle right at the bottom, under the box: no free run, no point
+    assert len(projector(cam, camera_pose).project(labels).obstacle_points) < len(plain.obstacle_points)

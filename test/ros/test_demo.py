@@ -34,3 +34,7 @@ def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
     assert "training on synthetic data: 3 iterations (24 frames in batches of 8, 1 epoch)" in result.stdout
     height, width, _ = cv2.imread(str(out / "ground_truth.png")).shape
     assert width == 3 * 512 and height >= 24 + 256 + 24
+    # Issue 19: the node's ground grid, received by the planner and drawn from above beside the camera view.
+    assert "ground grids received: 0" not in report and "ground grids received: " in report
+    picture = cv2.imread(str(out / "ground_grid.png"))
+    assert picture.shape[1] == 2 * 512 + 256 and (out / "ground_grid.png").name in report
