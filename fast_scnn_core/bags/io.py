@@ -154,6 +154,20 @@ def read_messages(
         yield item
 
 
+# Frames done, reported as they are done: a progress bar's update (the default) or a caller's counter.
+Progress = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def progress_of(report: Progress | None, total: int, command: str) -> Iterator[Progress]:
+    """`report` when given (e.g. `fast-scnn label-bags`' overall bar), else a tqdm bar of `total` frames."""
+    if report is not None:
+        yield report
+        return
+    with tqdm(total=total, desc=command, unit="frame", mininterval=0.5) as bar:
+        yield bar.update
+
+
 class BadMessageError(InputError):
     """A recorded message that does not deserialize as its declared type."""
 

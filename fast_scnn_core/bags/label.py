@@ -27,19 +27,20 @@ import numpy as np
 import torch
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
-from tqdm import tqdm
 
 from fast_scnn_core.atomic import check_replaceable, partial_path, staged_directory
 from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
     BackgroundWriter,
     BagError,
+    Progress,
     RecordedFrame,
     SkipLog,
     add_image_topic,
     copy_connection,
     decode_frame,
     open_bag,
+    progress_of,
     read_messages,
     resolve_image_topics,
     segmentation_namespace,
@@ -211,20 +212,21 @@ def plan_outputs(
     return planned
 
 
-def label(reader: Reader, source: Path, labeller: BagLabeller, total: int, skips: SkipLog) -> None:
+def label(reader: Reader, source: Path, labeller: BagLabeller, skips: SkipLog, progress: Progress) -> None:
     """Stream every message of IN through the labeller, decoding the camera topics' frames."""
     max_pixels = labeller.segmenter.config.max_pixels
-    with tqdm(total=total, desc="label-bag", unit="frame", mininterval=0.5) as progress:
-        for connection, timestamp, raw in read_messages(reader, source):
-            frame = None
-            if connection.topic in labeller.cameras and connection.msgtype in IMAGE_TYPES:
-                try:
-                    frame = decode_frame(connection, timestamp, raw, max_pixels)
-                except InputError as exc:  # a bad frame is counted and skipped, never the end of a long run
-                    skips.add(connection.topic, timestamp, exc)
-                    progress.update(1)
-            progress.update(labeller.add(connection, timestamp, raw, frame))
-        progress.update(labeller.flush())
+    for connection, timestamp, raw in read_messages(reader, source):
+        frame = None
+        if connection.topic in labeller.cameras and connection.msgtype in IMAGE_TYPES:
+            try:
+                frame = decode_frame(connection, timestamp, raw, max_pixels)
+            except InputError as exc:  # a bad frame is counted and skipped, never the end of a long run
+                skips.add(connection.topic, timestamp, exc)
+                progress(1)
+        done = labeller.add(connection, timestamp, raw, frame)
+        if done:
+            progress(done)
+    progress(labeller.flush())
 
 
 @dataclass
@@ -238,12 +240,17 @@ class LabelReport:
 
 
 def label_bag(
-    source: Path, out: Path, load_segmenter: Callable[[], Segmenter], options: LabelOptions, checkpoint: str = ""
+    source: Path,
+    out: Path,
+    load_segmenter: Callable[[], Segmenter],
+    options: LabelOptions,
+    checkpoint: str = "",
+    progress: Progress | None = None,
 ) -> LabelReport:
     """Write OUT: IN's messages plus the segmentation of each camera frame of `options.topics`.
 
     `load_segmenter` is called once the bag and its topics are found good (fail fast, before a model
-    loads); `checkpoint` is recorded in OUT's metadata.
+    loads); `checkpoint` is recorded in OUT's metadata; `progress` gets the frames done (default: a tqdm bar).
     """
     check_paths(source, out)
     check_replaceable(out, options.overwrite)  # before the model loads: fail fast
@@ -264,7 +271,8 @@ def label_bag(
             started = time.monotonic()
             try:
                 add_topics(labeller, reader, planned, mask_ids, options)
-                label(reader, source, labeller, total, skips)
+                with progress_of(progress, total, "label-bag") as report:
+                    label(reader, source, labeller, skips, report)
                 output.drain()
             except BaseException as exc:
                 abandon(labeller, exc, out, partial, total)

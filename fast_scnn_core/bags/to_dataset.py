@@ -34,15 +34,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 from rosbags.rosbag2 import Reader
-from tqdm import tqdm
 
 from fast_scnn_core.atomic import check_replaceable, staged_directory
 from fast_scnn_core.bags.io import (
     IMAGE_TYPES,
+    Progress,
     RecordedFrame,
     SkipLog,
     decode_frame,
     open_bag,
+    progress_of,
     read_messages,
     resolve_image_topics,
     sigterm_as_interrupt,
@@ -157,11 +158,16 @@ class DatasetWriter:
 
 
 def bag_to_dataset(
-    source: Path, out: Path, options: ExtractOptions, load_segmenter: Callable[[], Segmenter] | None = None
+    source: Path,
+    out: Path,
+    options: ExtractOptions,
+    load_segmenter: Callable[[], Segmenter] | None = None,
+    progress: Progress | None = None,
 ) -> ExtractReport:
     """Write the folder dataset OUT_DIR of the camera frames of `options.topics`, with the segmenter's masks if given.
 
-    `load_segmenter` is called once the bag and its topics are found good (fail fast, before a model loads).
+    `load_segmenter` is called once the bag and its topics are found good (fail fast, before a model loads);
+    `progress` gets the camera messages read (default: a tqdm bar).
     """
     check_replaceable(out, options.overwrite)  # before the model loads: fail fast
     with open_bag(source) as reader:
@@ -171,7 +177,7 @@ def bag_to_dataset(
         with staged_directory(out, options.overwrite) as partial, sigterm_as_interrupt():
             dataset = DatasetWriter(partial, split)
             try:
-                skips = extract(reader, source, cameras, dataset, segmenter, options)
+                skips = extract(reader, source, cameras, dataset, segmenter, options, progress)
                 if segmenter:
                     (partial / "classes.yaml").write_text(class_set_yaml(segmenter.classes), encoding="utf-8")
             except BaseException as exc:
@@ -194,6 +200,7 @@ def extract(
     dataset: DatasetWriter,
     segmenter: Segmenter | None,
     options: ExtractOptions,
+    progress: Progress | None = None,
 ) -> SkipLog:
     """Stream the cameras' frames into `dataset`, each kept frame decoded (and segmented); the messages skipped."""
     max_pixels = (segmenter.config if segmenter else InferenceConfig()).max_pixels
@@ -201,9 +208,9 @@ def extract(
     skips = SkipLog("bag-to-dataset")
     total = sum(reader.topics[camera].msgcount for camera in cameras)
     connections = [c for c in reader.connections if c.topic in cameras and c.msgtype in IMAGE_TYPES]
-    with tqdm(total=total, desc="bag-to-dataset", unit="frame", mininterval=0.5) as progress:
+    with progress_of(progress, total, "bag-to-dataset") as report:
         for connection, timestamp, raw in read_messages(reader, source, connections):
-            progress.update(1)
+            report(1)
             if not keep.keep(connection.topic, timestamp):
                 continue
             try:

@@ -20,6 +20,8 @@ HELP = {
     "predict": "segment an image, a folder or a video into label/colour/overlay PNGs",
     "label-bag": "segment every frame of camera topics in a rosbag2 into a new bag (offline)",
     "bag-to-dataset": "extract a rosbag2's camera frames into a folder dataset for training",
+    "label-bags": "label-bag over many bags at once (local worker processes or Ray), resumable",
+    "bags-to-dataset": "bag-to-dataset over many bags at once (local worker processes or Ray), resumable",
     "export": "export a checkpoint to ONNX or TorchScript with dynamic height/width",
     "bench": "paper-protocol speed benchmark over backends, devices and resolutions",
     "info": "parameter count and FLOPs at the paper's resolutions",

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bag_arguments(parser, "extract")
     parser.add_argument("output", metavar="OUT_DIR", help="dataset folder to write (images/, masks/, classes.yaml)")
+    add_extract_arguments(parser)
+
+
+def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which frames, which split, which engine: the options of bag-to-dataset and bags-to-dataset."""
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--every", type=int, default=1, help="keep every N-th frame of each camera (default: all)")
     rate.add_argument("--fps", type=float, help="keep at most F frames per second of recording time per camera")

@@ -15,7 +15,7 @@ from fast_scnn_core.cli.engine_args import add_engine_arguments, inference_confi
 from fast_scnn_core.errors import FastSCNNError
 
 if TYPE_CHECKING:
-    from fast_scnn_core.bags.label import LabelReport
+    from fast_scnn_core.bags.label import LabelOptions, LabelReport
     from fast_scnn_core.infer.segmenter import Segmenter
 
 # The CPU batch (fast_scnn_core.bags.label.CPU_BATCH), named in --help without importing torch.
@@ -25,6 +25,11 @@ CPU_BATCH_HELP = 4
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bag_arguments(parser, "segment")
     parser.add_argument("output", metavar="OUT", help="bag directory to write (built as OUT.partial, then renamed)")
+    add_label_arguments(parser)
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to write and with which engine: the options of label-bag and label-bags."""
     parser.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by `fast-scnn train`")
     parser.add_argument(
         "--masks", default="", help="comma-separated classes (names or topic names) that get segmentation/masks/<class>"
@@ -50,20 +55,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, segmenter: Segmenter | None = None) -> int:
     """Label the bag as `args` say with `segmenter`, by default one built from --checkpoint and the engine flags."""
-    from fast_scnn_core.bags.label import LabelOptions, label_bag
+    from fast_scnn_core.bags.label import label_bag
     from fast_scnn_core.infer.segmenter import Segmenter
 
-    if not 0.0 <= args.alpha <= 1.0:
-        raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.batch < 0:
-        raise FastSCNNError(f"--batch must be >= 1 (0 = sized to the device), got {args.batch}")
-    options = options_from_args(LabelOptions, args, masks=args.masks.split(","))
+    options = label_options_from_args(args)
 
     def load() -> Segmenter:
         return segmenter or Segmenter.from_checkpoint(args.checkpoint, inference_config_from_args(args))
 
     out = Path(args.output)
     return summarize(label_bag(Path(args.input), out, load, options, str(args.checkpoint)), out)
+
+
+def label_options_from_args(args: argparse.Namespace) -> LabelOptions:
+    """The LabelOptions of `add_label_arguments`' flags (FastSCNNError naming a flag out of its range)."""
+    from fast_scnn_core.bags.label import LabelOptions
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise FastSCNNError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.batch < 0:
+        raise FastSCNNError(f"--batch must be >= 1 (0 = sized to the device), got {args.batch}")
+    return options_from_args(LabelOptions, args, masks=args.masks.split(","))
 
 
 def summarize(report: LabelReport, out: Path) -> int:

@@ -114,7 +114,11 @@ class Segmenter:
         """
         if not path:
             raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
-        payload = load_checkpoint(path)
+        return cls.from_payload(load_checkpoint(path), config)
+
+    @classmethod
+    def from_payload(cls, payload: dict, config: InferenceConfig | None = None) -> Segmenter:
+        """The engine of a loaded, validated checkpoint (`load_checkpoint`, `load_checkpoint_bytes`)."""
         return cls(build_model(payload), class_set_of(payload), config, tuple(payload["mean"]), tuple(payload["std"]))
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:

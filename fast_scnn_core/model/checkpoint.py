@@ -197,7 +197,20 @@ def load_checkpoint(
     `resume=True` also requires the training state an exact resume needs (last.pt has it, best.pt not).
     """
     path = Path(path)
-    payload = safe_load(path, map_location)
+    return check_checkpoint(safe_load(path, map_location), path, resume=resume)
+
+
+def load_checkpoint_bytes(data: bytes, name: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """`load_checkpoint` of a checkpoint file's bytes (read once, shipped to worker processes); `name` for errors."""
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # as safe_load: one line, never the advice to load with weights_only=False
+        raise _load_error(Path(name), exc) from None
+    return check_checkpoint(payload, Path(name))
+
+
+def check_checkpoint(payload: Any, path: Path, *, resume: bool = False) -> dict[str, Any]:
+    """The loaded `payload` of checkpoint `path`, validated (CheckpointError naming `path` and what is wrong)."""
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is not a fast-scnn checkpoint (it holds a {type(payload).__name__})")
     required = [f.name for f in fields(CheckpointMetadata) if f.default is MISSING and f.default_factory is MISSING]
