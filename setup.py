@@ -30,6 +30,8 @@ ROS = [
     "ros-nav-msgs",  # ground projection: OccupancyGrid (tf2_ros and vision_msgs have no wheel: Makefile)
 ]
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
+# `fast-scnn label-bags --ray`: Ray core only (no dashboard, no Ray Data); pulls no torch.
+RAY = ["ray>=2.40"]
 
 setup(
     name=PACKAGE,
@@ -65,6 +67,7 @@ setup(
     extras_require={
         "ros": ROS,
         "onnx": ONNX,
+        "ray": RAY,
         "test": [
             "pytest>=8",
             "ruff>=0.6",
@@ -76,6 +79,7 @@ setup(
             "mcap>=1.2",  # Foxglove's reference MCAP reader and ROS 2 decoder check label-bag's output
             "mcap-ros2-support>=0.5",
             *ONNX,
+            *RAY,
             *ROS,
         ],
     },
