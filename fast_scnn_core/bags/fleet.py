@@ -180,7 +180,8 @@ def plan_jobs(inputs: list[Path], out: Path) -> list[BagJob]:
             f"bags with the same name would write the same output: {'; '.join(clashes)}; rename them, or run them "
             "with different --out"
         )
-    return [BagJob(bags[0], out / name) for name, bags in by_name.items()]
+    # absolute: a Ray worker on another node runs in another directory (--out is a path every node mounts)
+    return [BagJob(bags[0].absolute(), out.absolute() / name) for name, bags in by_name.items()]
 
 
 def count_frames(bag: Path, topics: list[str]) -> int:
