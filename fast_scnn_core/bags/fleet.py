@@ -429,19 +429,17 @@ class ProgressCounter:
     """A Ray actor: frames done and attempts made per bag, as the tasks report them (a new attempt counts from 0)."""
 
     def __init__(self) -> None:
-        self.frames: dict[str, int] = {}
-        self.attempts: dict[str, list[str]] = {}
+        self.attempts: dict[str, dict[str, int]] = {}  # bag -> {attempt: frames}, in the order they started
 
     def add(self, bag: str, attempt: str, frames: int) -> None:
-        attempts = self.attempts.setdefault(bag, [])
-        if not attempts or attempts[-1] != attempt:
-            attempts.append(attempt)
-            self.frames[bag] = 0
-        self.frames[bag] += frames
+        # a dead attempt's last report may arrive after the next attempt's first: it counts for its own attempt
+        attempts = self.attempts.setdefault(bag, {})
+        attempts[attempt] = attempts.get(attempt, 0) + frames
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
-        """({bag: frames done}, {bag: attempts started})."""
-        return dict(self.frames), {bag: len(attempts) for bag, attempts in self.attempts.items()}
+        """({bag: frames done by its latest attempt}, {bag: attempts started})."""
+        frames = {bag: list(attempts.values())[-1] for bag, attempts in self.attempts.items()}
+        return frames, {bag: len(attempts) for bag, attempts in self.attempts.items()}
 
 
 def ray_task(job: BagJob, work: Work, checkpoint: bytes | None, counter: Any) -> BagResult:
