@@ -42,8 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """stdout and stderr (progress bars, summaries) to /dev/null while a variant runs."""
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+    """stdout (the summaries) to /dev/null while a variant runs; progress bars and errors stay on stderr."""
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         yield
 
 

@@ -349,7 +349,7 @@ class LocalPool:
         queue = deque(jobs)
         while len(self.results) < len(jobs):
             for i, worker in enumerate(self.workers):
-                if worker.job is None and not worker.process.is_alive():  # died between bags: nothing lost
+                if worker.job is None and queue and not worker.process.is_alive():  # died between bags
                     self.workers[i] = worker = LocalWorker(self.work, self.checkpoint)
                 if worker.job is None and queue:
                     self.attempts[queue[0]] = self.attempts.get(queue[0], 0) + 1
@@ -453,12 +453,16 @@ def ray_task(job: BagJob, work: Work, checkpoint: bytes | None, counter: Any) ->
     return process_bag(job, work, checkpoint, report)
 
 
-def task_resources(ray: Any, work: Work) -> dict[str, Any]:
-    """One GPU per task when the cluster has GPUs and --device allows CUDA; else --threads CPUs."""
+def task_resources(ray: Any, work: Work) -> tuple[dict[str, Any], Work]:
+    """(Ray resources per task, `work` with as many engine threads as CPUs reserved): one GPU per task when the
+    cluster has GPUs and --device allows CUDA, else --threads CPUs (RAY_TASK_THREADS by default)."""
     engine = work.engine
     if engine is not None and engine.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0:
-        return {"num_gpus": 1, "num_cpus": 1}
-    return {"num_cpus": (engine.threads if engine else 0) or RAY_TASK_THREADS}
+        return {"num_gpus": 1, "num_cpus": 1}, work
+    if engine is None:
+        return {"num_cpus": 1}, work
+    threads = engine.threads or RAY_TASK_THREADS
+    return {"num_cpus": threads}, dataclasses.replace(work, engine=dataclasses.replace(engine, threads=threads))
 
 
 def run_ray(
@@ -469,11 +473,12 @@ def run_ray(
 
     with ray_session(ray, config.ray):
         env = {KILL_HOOK: os.environ[KILL_HOOK]} if KILL_HOOK in os.environ else {}
+        resources, work = task_resources(ray, work)
         remote = ray.remote(ray_task).options(
             max_retries=config.retries,  # a dead worker or lost node; an error of the bag is a result, not retried
             retry_exceptions=False,
             runtime_env={"env_vars": env} if env else None,
-            **task_resources(ray, work),
+            **resources,
         )
         shipped = ray.put(checkpoint)  # once: every task gets this object, none reads the file
         counter = ray.remote(num_cpus=0)(ProgressCounter).remote()

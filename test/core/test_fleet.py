@@ -84,6 +84,7 @@ def summary_of(out: Path, command: str = "label-bags") -> dict[str, dict]:
     return {Path(row["out"]).name: row for row in summary["bags"]}
 
 
+@pytest.mark.cli
 def test_the_ray_cluster_commands_in_the_readme_run_as_written(tmp_path: Path, checkpoint: Path) -> None:
     """`ray start --head`, label-bags --ray auto, `ray stop`, as README.md writes them (in a shell, in order).
 
@@ -290,3 +291,13 @@ def test_the_fleet_commands_in_the_readme_run_as_written(tmp_path: Path, monkeyp
         assert cli.main(argv[1:]) == 0, argv
     assert {row["status"] for row in summary_of(tmp_path / "shared/labelled").values()} == {"done"}
     assert {row["status"] for row in summary_of(tmp_path / "shared/datasets", "bags-to-dataset").values()} == {"done"}
+
+
+@pytest.mark.cli
+def test_fleet_speed_benchmark_runs() -> None:
+    """bench/fleet_speed.py (docs/benchmarks.md) still runs; tiny bags, no Ray row (the tests above cover Ray)."""
+    command = [sys.executable, str(REPO / "bench/fleet_speed.py"), "--bags", "2", "--frames", "4", "--size", "64x128"]
+    result = run_command([*command, "--backend", "torch", "--no-ray"])
+    assert result.returncode == 0, result.stderr
+    assert "| label-bag, one bag after another, one engine (in process) |" in result.stdout
+    assert "| label-bags --workers 2 |" in result.stdout
