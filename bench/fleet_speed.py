@@ -10,6 +10,9 @@ over all of them, end to end (wall clock, frames labelled / seconds):
   engine, labelling, the summary);
   label-bags --ray on a local Ray instance started beforehand, as a cluster would be (its start is
   timed apart: `ray.init` seconds).
+Each command also runs on as many bags of one frame: that time is its fixed cost (reading the checkpoint,
+starting workers, building each one's engine, the summary), and "after start-up" is frames / (seconds -
+fixed cost), the rate a long run approaches.
 Without --checkpoint an untrained 19-class checkpoint is used: speed does not depend on the weights.
 Prints a markdown table; docs/benchmarks.md records the numbers.
 """
@@ -79,6 +82,30 @@ def start_ray() -> float:
     return time.perf_counter() - started
 
 
+def measure(options: argparse.Namespace, root: Path) -> tuple[dict[str, tuple[float, float]], float | None]:
+    """({what: (seconds, fixed cost)}, ray.init seconds) over the bags written under `root`."""
+    height, width = parse_size(options.size, minimum=1)
+    frames = [synthetic_frame(i, height, width, split="val")[0] for i in range(8)]
+    checkpoint = options.checkpoint or root / "untrained19.pt"
+    if options.checkpoint is None:
+        save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
+    bags = [root / "bags" / f"drive{i}" for i in range(options.bags)]
+    for i, bag in enumerate(bags):
+        write_bag(bag, "mcap", frames, options.frames, compressed=False)
+        write_bag(root / "short" / f"drive{i}", "mcap", frames, 1, compressed=False)
+    single = one_at_a_time(bags, root, checkpoint, options.backend)
+    seconds = {"label-bag, one bag after another, one engine (in process)": (single, 0.0)}
+    variants = {f"label-bags --workers {n}": ("--workers", str(n)) for n in (1, 2)}
+    ray_start = None
+    if not options.no_ray:
+        ray_start = start_ray()
+        variants["label-bags --ray (local instance, started beforehand)"] = ("--ray",)
+    for i, (name, how) in enumerate(variants.items()):
+        fixed = fleet(root / "short", root / f"short{i}", checkpoint, options.backend, *how)
+        seconds[name] = (fleet(root / "bags", root / f"out{i}", checkpoint, options.backend, *how), fixed)
+    return seconds, ray_start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, help="default: an untrained 19-class checkpoint")
@@ -88,43 +115,24 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray row")
     options = parser.parse_args()
-    height, width = parse_size(options.size, minimum=1)
-    frames = [synthetic_frame(i, height, width, split="val")[0] for i in range(8)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        checkpoint = options.checkpoint or root / "untrained19.pt"
-        if options.checkpoint is None:
-            save_checkpoint(checkpoint, FastSCNN(19), CITYSCAPES)
-        bags = [root / "bags" / f"drive{i}" for i in range(options.bags)]
-        for bag in bags:
-            write_bag(bag, "mcap", frames, options.frames, compressed=False)
-        total = options.bags * options.frames
-        seconds = {
-            "label-bag, one bag after another, one engine (in process)": one_at_a_time(
-                bags, root, checkpoint, options.backend
-            )
-        }
-        for workers in (1, 2):
-            seconds[f"label-bags --workers {workers}"] = fleet(
-                root / "bags", root / f"w{workers}", checkpoint, options.backend, "--workers", str(workers)
-            )
-        ray_start = None
-        if not options.no_ray:
-            ray_start = start_ray()
-            seconds["label-bags --ray (local instance, started beforehand)"] = fleet(
-                root / "bags", root / "ray", checkpoint, options.backend, "--ray"
-            )
+        seconds, ray_start = measure(options, Path(tmp))
+    total = options.bags * options.frames
     print(
         f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"backend {options.backend}, {options.bags} bags x {options.frames} frames of {options.size}"
         + (f", ray.init {ray_start:.1f} s" if ray_start is not None else "")
         + "\n"
     )
-    reference = total / next(iter(seconds.values()))
-    print("| what | seconds | frames/s | vs label-bag |")
-    print("|---|---:|---:|---:|")
-    for name, value in seconds.items():
-        print(f"| {name} | {value:.1f} | {total / value:.1f} | {total / value / reference:.2f} |")
+    reference = total / next(iter(seconds.values()))[0]
+    print("| what | seconds | frames/s | vs label-bag | fixed cost, s | frames/s after start-up | vs label-bag |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (value, fixed) in seconds.items():
+        steady = total / (value - fixed) if value > fixed else float("nan")  # nan: a run too short to tell
+        print(
+            f"| {name} | {value:.1f} | {total / value:.1f} | {total / value / reference:.2f} | {fixed:.1f} "
+            f"| {steady:.1f} | {steady / reference:.2f} |"
+        )
 
 
 if __name__ == "__main__":
