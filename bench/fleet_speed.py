@@ -95,7 +95,7 @@ def measure(options: argparse.Namespace, root: Path) -> tuple[dict[str, tuple[fl
         write_bag(root / "short" / f"drive{i}", "mcap", frames, 1, compressed=False)
     single = one_at_a_time(bags, root, checkpoint, options.backend)
     seconds = {"label-bag, one bag after another, one engine (in process)": (single, 0.0)}
-    variants = {f"label-bags --workers {n}": ("--workers", str(n)) for n in (1, 2)}
+    variants = {f"label-bags --workers {n}": ("--workers", str(n)) for n in options.workers}
     ray_start = None
     if not options.no_ray:
         ray_start = start_ray()
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="frames per bag")
     parser.add_argument("--size", default="512x1024", help="HxW of the recorded frames")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="local worker counts to time")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray row")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

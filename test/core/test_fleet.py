@@ -244,6 +244,38 @@ def test_after_ctrl_c_a_rerun_does_only_the_unfinished_bags(tmp_path: Path, chec
     assert not list(out.glob("*.partial"))
 
 
+@pytest.mark.cli
+def test_ctrl_c_cancels_the_ray_tasks_and_marks_their_outputs(tmp_path: Path, checkpoint: Path) -> None:
+    """--ray starting its own local instance; Ctrl-C: ray.cancel, each running bag's OUT.partial closed and marked."""
+    drives = tmp_path / "drives"
+    for name in ("a", "b"):
+        write_camera_bag(drives / name, "mcap", frames=150)
+    out = tmp_path / "labelled"
+    command = [sys.executable, "-m", "fast_scnn_core", "label-bags", str(drives), "--out", str(out), "--checkpoint"]
+    command += [str(checkpoint), "--topic", TOPIC, "--backend", "torch", "--width", "512", "--height", "256"]
+    proc = subprocess.Popen(
+        [*command, "--threads", "1", "--ray"],
+        env=tree_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not all((out / f"{name}.partial" / name / f"{name}.mcap").exists() for name in ("a", "b")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # both tasks mid-bag (150 frames at 256x512 take several seconds)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    rows = {Path(row["out"]).name: row for row in json.loads(stdout)["bags"]}
+    assert [rows[name]["status"] for name in ("a", "b")] == ["interrupted", "interrupted"]
+    for name in ("a", "b"):
+        assert "interrupted" in custom_data(out / f"{name}.partial" / name)["fast_scnn.incomplete"]
+        assert not (out / name).exists()
+
+
 def test_bags_to_dataset_writes_one_dataset_per_bag(tmp_path: Path, checkpoint: Path, fleet: dict) -> None:
     out = tmp_path / "datasets"
     argv = ["bags-to-dataset", *map(str, fleet["inputs"]), "--out", str(out), "--topic", TOPIC, "--every", "2"]
@@ -295,9 +327,9 @@ def test_the_fleet_commands_in_the_readme_run_as_written(tmp_path: Path, monkeyp
 
 @pytest.mark.cli
 def test_fleet_speed_benchmark_runs() -> None:
-    """bench/fleet_speed.py (docs/benchmarks.md) still runs; tiny bags, no Ray row (the tests above cover Ray)."""
+    """bench/fleet_speed.py (docs/benchmarks.md) still runs; tiny bags, one fleet row (the tests above cover Ray)."""
     command = [sys.executable, str(REPO / "bench/fleet_speed.py"), "--bags", "2", "--frames", "4", "--size", "64x128"]
-    result = run_command([*command, "--backend", "torch", "--no-ray"])
+    result = run_command([*command, "--backend", "torch", "--workers", "2", "--no-ray"])
     assert result.returncode == 0, result.stderr
     assert "| label-bag, one bag after another, one engine (in process) |" in result.stdout
     assert "| label-bags --workers 2 |" in result.stdout
