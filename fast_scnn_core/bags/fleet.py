@@ -238,8 +238,10 @@ def process_bag(job: BagJob, work: Work, checkpoint: bytes | None, progress: Pro
     leftover = partial_path(job.out).parent
     if leftover.exists():  # an interrupted or killed attempt's: redone from scratch
         shutil.rmtree(leftover)
+    load = engine_loader(checkpoint, work.engine)
     try:
-        result.frames, result.skipped = work.run(job, engine_loader(checkpoint, work.engine), kill_hook(job, progress))
+        with contextlib.redirect_stdout(sys.stderr):  # a worker's messages (skipped frames) stay off the JSON summary
+            result.frames, result.skipped = work.run(job, load, kill_hook(job, progress))
     except FastSCNNError as exc:
         result.status, result.reason = "failed", str(exc)
     except Exception as exc:  # a fault of this bag only (a bug, an unexpected library error): the others go on
@@ -469,7 +471,12 @@ def run_ray(
     jobs: list[BagJob], work: Work, checkpoint: bytes | None, config: FleetConfig, progress: FleetProgress
 ) -> tuple[dict[BagJob, BagResult], bool]:
     """({job: result}, interrupted) of the jobs as Ray tasks, on the cluster at --ray's address or a local instance."""
-    import ray  # only here: `fast-scnn --help` and local runs never load Ray
+    try:
+        import ray  # only here: `fast-scnn --help` and local runs never load Ray
+    except ImportError:
+        raise FastSCNNError(
+            "--ray needs Ray on this machine and every node: pip install 'fast-scnn-ros[ray]'"
+        ) from None
 
     with ray_session(ray, config.ray):
         env = {KILL_HOOK: os.environ[KILL_HOOK]} if KILL_HOOK in os.environ else {}

@@ -314,6 +314,12 @@ def test_inputs_are_checked_before_any_bag(tmp_path: Path, fleet: dict, capsys) 
     assert "put --ray after IN..., or write --ray=ADDRESS" in capsys.readouterr().err
 
 
+def test_ray_missing_is_one_line(tmp_path: Path, checkpoint: Path, fleet: dict, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
+    assert label_bags(fleet["inputs"], tmp_path / "out", checkpoint, "--ray") == 2
+    assert "--ray needs Ray on this machine and every node: pip install 'fast-scnn-ros[ray]'" in capsys.readouterr().err
+
+
 def test_the_fleet_commands_in_the_readme_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commands = readme_block("Labelling a fleet's recordings", 0)
     monkeypatch.chdir(tmp_path)
