@@ -32,6 +32,9 @@ from fast_scnn_core.labels import CITYSCAPES
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 
+# Worker processes (spawned, or Ray's) in every test that labels: not the unit tier (make test-fast).
+pytestmark = pytest.mark.cli
+
 TOPIC = "/camera/image_raw"
 # One engine for the references and the fleet: torch (no ONNX export per worker), one thread, batches of 2.
 ENGINE = ("--topic", TOPIC, "--backend", "torch", "--threads", "1", "--batch", "2")
