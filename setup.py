@@ -28,6 +28,8 @@ ROS = [
     "ros-lifecycle-msgs",
 ]
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
+# backend openvino (CPU, f32/bf16/int8) and `fast-scnn quantize` (NNCF calibrates the ONNX graph with onnxruntime)
+OPENVINO = ["openvino>=2025.0", "nncf>=2.16", *ONNX]
 
 setup(
     name=PACKAGE,
@@ -63,6 +65,7 @@ setup(
     extras_require={
         "ros": ROS,
         "onnx": ONNX,
+        "openvino": OPENVINO,
         "test": [
             "pytest>=8",
             "ruff>=0.6",
@@ -73,7 +76,7 @@ setup(
             "cityscapesscripts>=2.2",  # the official evaluation, the reference in tests
             "mcap>=1.2",  # Foxglove's reference MCAP reader and ROS 2 decoder check label-bag's output
             "mcap-ros2-support>=0.5",
-            *ONNX,
+            *OPENVINO,
             *ROS,
         ],
     },

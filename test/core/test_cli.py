@@ -43,7 +43,7 @@ def test_help_imports_no_torch(argv: list[str]) -> None:
 def test_every_command_is_a_module_of_the_cli_package() -> None:
     names = [name for name, _, _ in COMMANDS]
     assert names[:9] == ["synth", "train", "eval", "predict", "label-bag", "bag-to-dataset", "export", "bench", "info"]
-    assert names[9:] == ["import-weights"]
+    assert names[9:] == ["import-weights", "quantize"]
     for name, module, _ in COMMANDS:
         assert module == f"fast_scnn_core.cli.{name.replace('-', '_')}"
 
