@@ -376,7 +376,10 @@ def _threads(text: str) -> list[int]:
     except ValueError:
         raise ConfigError(f"--threads {text!r}: expected comma-separated integers, e.g. 1,2") from None
     for count in counts:
-        InferenceConfig(threads=count)
+        try:
+            InferenceConfig(threads=count)
+        except ConfigError as exc:
+            raise ConfigError(f"--threads {text!r}: {exc}") from None
     return counts
 
 
