@@ -393,7 +393,9 @@ def run(args: argparse.Namespace) -> int:
         image = read_rgb(Path(args.image))
     command = "fast-scnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "fast-scnn bench"
     threads = _threads(args.threads)
-    machine = machine_info(threads[0] if len(threads) == 1 else 0, command)
+    machine = machine_info(threads[0], command)
+    if len(threads) > 1:  # each row names its count
+        machine["threads"] = ",".join(map(str, threads))
     print(f"{machine['cpu']}, {machine['gpu'] or 'no GPU'}, threads {','.join(map(str, threads))}")
     print(HEADER)
     rows = [row for t in threads for row in run_benchmark(model, classes, mean, std, image=image, threads=t, **plan)]

@@ -15,6 +15,7 @@ The rule (cheap and deterministic at engine start: no timing, no data):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -54,6 +55,7 @@ class Gate:
     miou: dict[str, float]
     data: str = ""
     images: int = 0
+    size: str = ""  # HxW of the first validation image: the gate holds at that resolution
 
     def delta_points(self, precision: str) -> float | None:
         """mIoU points `precision` loses against f32 (negative: it gains); None when it was not measured."""
@@ -66,7 +68,7 @@ class Gate:
         return delta is not None and delta <= GATE_POINTS
 
     def to_json(self) -> str:
-        return json.dumps({"miou": self.miou, "data": self.data, "images": self.images}, sort_keys=True)
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 @dataclass(frozen=True)

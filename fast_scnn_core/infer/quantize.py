@@ -86,7 +86,8 @@ def measure_gate(
         onnx = graphs["int8" if precision == "int8" else "f32"]
         engine = OpenVinoEngine(onnx, precision=precision, threads=threads, bf16=bf16, outputs=1)
         miou[precision] = score(engine, dataset)
-    return Gate(miou, data, len(dataset))
+    height, width = dataset.load(0)[0].shape[:2]
+    return Gate(miou, data, len(dataset), f"{height}x{width}")
 
 
 def write_artefact(path: str | Path, onnx: bytes, checkpoint_sha256: str, gate: Gate, checkpoint: str) -> None:
@@ -118,5 +119,8 @@ def gate_table(gate: Gate) -> str:
         delta = gate.delta_points(precision)
         passes = "reference" if precision == "f32" else ("yes" if gate.passes(precision) else "no")
         lines.append(f"| {precision} | {100 * miou:.2f} % | {0.0 - delta + 0.0:+.2f} | {passes} |")
-    lines.append(f"(gate: within {GATE_POINTS} mIoU points of f32; {json.dumps(gate.data)}, {gate.images} images)")
+    lines.append(
+        f"(gate: within {GATE_POINTS} mIoU points of f32; {json.dumps(gate.data)}, {gate.images} images of "
+        f"{gate.size}: it holds at that resolution, calibrate and score at the one the node runs)"
+    )
     return "\n".join(lines)

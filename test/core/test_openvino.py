@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from models import TINY, trained_like
+from support import REPO
 
 from fast_scnn_core import cli
 from fast_scnn_core.data import DataConfig, build_dataset
@@ -30,16 +33,34 @@ from fast_scnn_core.labels import CITYSCAPES
 from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.model.network import FastSCNN
 
+README = REPO / "README.md"
 HAS_BF16 = "bf16" in cpu_precisions()
+
+
+def readme_command(prefix: str) -> list[str]:
+    """The README's command line that starts with `prefix`, as argument list (its comment dropped)."""
+    [line] = [line for line in README.read_text().splitlines() if line.startswith(prefix)]
+    return shlex.split(line, comments=True)
 
 
 @pytest.fixture(scope="module")
 def quantized(trained_run: dict, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the trained session checkpoint with its int8 artefact from `fast-scnn quantize` (a few seconds)."""
-    checkpoint = tmp_path_factory.mktemp("quantized") / "best.pt"
+    """The README's `fast-scnn quantize` command, as written, on a copy of the trained session checkpoint at
+    runs/synth/best.pt with the session's synthetic set at data/synth (a few seconds)."""
+    sandbox = tmp_path_factory.mktemp("readme")
+    checkpoint = sandbox / "runs/synth/best.pt"
+    checkpoint.parent.mkdir(parents=True)
     shutil.copy(trained_run["run_dir"] / "best.pt", checkpoint)
-    argv = ["quantize", "--checkpoint", str(checkpoint), "--data", str(synth_root), "--frames", "8", "--threads", "2"]
-    assert cli.main(argv) == 0
+    (sandbox / "data").mkdir()
+    (sandbox / "data/synth").symlink_to(synth_root)
+    command = readme_command("fast-scnn quantize ")
+    cwd = os.getcwd()
+    os.chdir(sandbox)
+    try:
+        assert cli.main(command[1:]) == 0
+    finally:
+        os.chdir(cwd)
+    assert artefact_path(checkpoint).exists()
     return checkpoint
 
 
