@@ -1,6 +1,7 @@
 """`fast-scnn quantize`: int8 post-training quantisation (NNCF) for the OpenVINO backend, with its accuracy gate.
 
-Calibrates on `--frames` images of the user's data (`--split`, default train), then scores f32, bf16
+Calibrates on `--frames` images of the user's data (`--split`, default train) at the inference size
+(`--width`/`--height`, the node's; 0 = the images' own), then scores f32, bf16
 (where the CPU has it) and int8 on `--val-split` with the OpenVINO engine the node runs, and writes
 `<checkpoint>.int8.onnx` beside the checkpoint: the int8 graph, the checkpoint's sha256 and the
 mIoU of each precision. The engine reads it at start (`precision: int8`, or `auto` when int8 is within
@@ -28,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="", help="artefact to write (default: <checkpoint>.int8.onnx, where the engine looks)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the artefact if it exists")
-    add_option_argument(parser, "threads")
+    # The gate holds at the resolution it was measured at: give the node's width/height (docs/benchmarks.md)
+    for name in ("width", "height", "threads"):
+        add_option_argument(parser, name)
 
 
 def _datasets(args: argparse.Namespace, payload: dict) -> tuple:
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ConfigError(f"--frames {args.frames}: expected at least 1 calibration frame")
-    InferenceConfig(threads=args.threads)  # the option's own check (bounds, CPUs)
+    InferenceConfig(threads=args.threads, width=args.width, height=args.height)  # the options' own checks
+    size = (args.height, args.width)
     out = Path(args.out) if args.out else artefact_path(args.checkpoint)
     refuse_overwrite(out, args.overwrite)
     quantize.check_installed()
@@ -70,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
     graphs = {"f32": onnx_bytes(pipeline_graph(model, mean, std, "cls"))}
     frames = min(args.frames, len(calibration))
     print(f"calibrating int8 on {frames} frames of {args.data} {args.split} ...", flush=True)
-    graphs["int8"] = quantize.quantize_onnx(onnx_bytes(pipeline_graph(model, mean, std, "prob")), calibration, frames)
+    prob = onnx_bytes(pipeline_graph(model, mean, std, "prob"))
+    graphs["int8"] = quantize.quantize_onnx(prob, calibration, frames, size)
     print(f"scoring {', '.join(cpu_precisions())} on {len(validation)} images of {args.val_split} ...", flush=True)
-    gate = quantize.measure_gate(graphs, validation, cpu_precisions(), args.threads, f"{args.data} {args.val_split}")
+    where = f"{args.data} {args.val_split}"
+    gate = quantize.measure_gate(graphs, validation, cpu_precisions(), args.threads, where, size)
     quantize.write_artefact(out, graphs["int8"], sha256, gate, args.checkpoint)
     print(quantize.gate_table(gate))
     print(f"wrote {out}")

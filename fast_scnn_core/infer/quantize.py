@@ -46,8 +46,17 @@ def spread(count: int, frames: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, frames)})
 
 
-def quantize_onnx(onnx: bytes, dataset: SegmentationDataset, frames: int) -> bytes:
-    """The ONNX graph with int8 quantisation calibrated on `frames` images of `dataset` (each at its own size)."""
+def inference_input(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (1, h, w, 3) of an (H, W, 3) image at the inference size (h, w; 0 keeps that side), as the node resizes."""
+    from fast_scnn_core.infer.segmenter import resize_image
+
+    x = torch.from_numpy(np.ascontiguousarray(image[None]))
+    target = (size[0] or image.shape[0], size[1] or image.shape[1])
+    return x if target == tuple(image.shape[:2]) else resize_image(x, target)
+
+
+def quantize_onnx(onnx: bytes, dataset: SegmentationDataset, frames: int, size: tuple[int, int] = (0, 0)) -> bytes:
+    """The ONNX graph with int8 quantisation calibrated on `frames` images of `dataset` at the inference `size`."""
     import nncf
     import onnx as onnx_lib
 
@@ -55,20 +64,23 @@ def quantize_onnx(onnx: bytes, dataset: SegmentationDataset, frames: int) -> byt
     indices = spread(len(dataset), frames)
 
     def inputs(index: int) -> dict[str, np.ndarray]:
-        return {"image": dataset.load(index)[0][None]}
+        return {"image": inference_input(dataset.load(index)[0], size).numpy()}
 
     model = onnx_lib.load_from_string(onnx)
     quantized = nncf.quantize(model, nncf.Dataset(indices, inputs), subset_size=len(indices))
     return quantized.SerializeToString()
 
 
-def score(engine: Callable[[torch.Tensor], tuple], dataset: SegmentationDataset) -> float:
-    """Class mIoU (0..1) of `engine` (uint8 NHWC -> labels) over every image of `dataset`, at the image's size."""
+def score(engine: Callable[[torch.Tensor], tuple], dataset: SegmentationDataset, size: tuple[int, int]) -> float:
+    """Class mIoU (0..1) of `engine` (uint8 NHWC -> labels) over every image of `dataset`: inferred at the inference
+    `size`, scored at the label's (labels resized back nearest-neighbour, as the node's `output_resolution: input`)."""
     classes = dataset.classes
     confusion = torch.zeros(classes.num_classes, classes.num_classes, dtype=torch.int64)
     for index in range(len(dataset)):
         image, label = dataset.load(index)
-        labels, _ = engine(torch.from_numpy(np.ascontiguousarray(image[None])))
+        labels, _ = engine(inference_input(image, size))
+        if labels.shape[1:] != label.shape:
+            labels = torch.nn.functional.interpolate(labels[:, None], size=label.shape, mode="nearest-exact")[:, 0]
         confusion += confusion_matrix(labels[0], torch.from_numpy(label), classes.num_classes)
     metrics = metrics_from_confusion(confusion, classes)
     if not metrics["pixels"]:
@@ -77,16 +89,22 @@ def score(engine: Callable[[torch.Tensor], tuple], dataset: SegmentationDataset)
 
 
 def measure_gate(
-    graphs: dict[str, bytes], dataset: SegmentationDataset, precisions: Sequence[str], threads: int, data: str
+    graphs: dict[str, bytes],
+    dataset: SegmentationDataset,
+    precisions: Sequence[str],
+    threads: int,
+    data: str,
+    size: tuple[int, int] = (0, 0),
 ) -> Gate:
-    """mIoU of each of `precisions` on `dataset`: f32 and bf16 run graphs["f32"], int8 graphs["int8"]."""
+    """mIoU of each of `precisions` on `dataset` at the inference `size`: f32 and bf16 run graphs["f32"], int8
+    graphs["int8"]."""
     bf16 = "bf16" in precisions
     miou = {}
     for precision in precisions:
         onnx = graphs["int8" if precision == "int8" else "f32"]
         engine = OpenVinoEngine(onnx, precision=precision, threads=threads, bf16=bf16, outputs=1)
-        miou[precision] = score(engine, dataset)
-    height, width = dataset.load(0)[0].shape[:2]
+        miou[precision] = score(engine, dataset, size)
+    height, width = inference_input(dataset.load(0)[0], size).shape[1:3]
     return Gate(miou, data, len(dataset), f"{height}x{width}")
 
 

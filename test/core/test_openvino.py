@@ -86,7 +86,7 @@ def test_every_precision_agrees_with_float32_on_a_trained_model(
     print(f"{precision}: labels = float32 on {agreement:.2%} of the pixels")
     assert agreement >= bound
     gate = read_artefact(artefact_path(quantized)).gate
-    assert set(gate.miou) == set(cpu_precisions()) and gate.images == len(images)
+    assert set(gate.miou) == set(cpu_precisions()) and gate.images == len(images) and gate.size == "128x256"
     assert 0.3 < gate.miou["f32"] < 1 and abs(gate.delta_points(precision)) < 2.0
 
 
