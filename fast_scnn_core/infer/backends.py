@@ -23,7 +23,7 @@ import torch
 from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.infer.graph import SegmentationGraph, onnx_bytes
 from fast_scnn_core.infer.options import InferenceConfig
-from fast_scnn_core.infer.precision import INSTALL_HINT, Choice, choose_cpu_backend
+from fast_scnn_core.infer.precision import INSTALL_HINT, Choice, choose_cpu_backend, openvino_core
 
 
 def resolve_backend(config: InferenceConfig, device: torch.device) -> Choice:
@@ -151,7 +151,7 @@ class OpenVinoEngine:
             import openvino as ov
         except ImportError:
             raise ConfigError(f"backend openvino needs the openvino extra: {INSTALL_HINT}") from None
-        self.core = ov.Core()
+        self.core = openvino_core()
         model = self.core.read_model(onnx)
         # The first `outputs` outputs (labels [, confidence]); OpenVINO drops what no kept output needs.
         self.model = ov.Model(model.outputs[:outputs], model.get_parameters(), "fast_scnn")

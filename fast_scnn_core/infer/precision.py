@@ -16,6 +16,7 @@ The rule (cheap and deterministic at engine start: no timing, no data):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -118,11 +119,19 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def cpu_precisions() -> tuple[str, ...]:
-    """The precisions OpenVINO's CPU plugin runs here (OPTIMIZATION_CAPABILITIES: BF16 only where the CPU has it)."""
+@functools.cache
+def openvino_core():  # -> openvino.Core
+    """The process's one OpenVINO Core, as OpenVINO recommends: each Core loads its own plugins, and a Core (with
+    the CPU plugin's thread pool) made and dropped per engine crashed the process later (SIGSEGV in the test run)."""
     import openvino as ov
 
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return ov.Core()
+
+
+@functools.cache
+def cpu_precisions() -> tuple[str, ...]:
+    """The precisions OpenVINO's CPU plugin runs here (OPTIMIZATION_CAPABILITIES: BF16 only where the CPU has it)."""
+    capabilities = openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return ("f32", *(name for name in ("bf16", "int8") if name.upper() in capabilities))
 
 

@@ -1,6 +1,6 @@
 """The `fast-scnn` command table: `--help` of the program and of every command answers without loading torch.
 
-Command modules import torch, onnxruntime, cv2 and rosbags only inside the function that runs the
+Command modules import torch, onnxruntime, openvino, nncf, cv2 and rosbags only inside the function that runs the
 command (as git's and pip's subcommands load only what they use); each help runs in a fresh
 interpreter, which then reports which of those it imported. A bound on what help imports, not on time.
 """
@@ -14,7 +14,7 @@ from support import run_command
 
 from fast_scnn_core.cli import COMMANDS
 
-HEAVY = ("torch", "onnxruntime", "cv2", "rosbags")
+HEAVY = ("torch", "onnxruntime", "openvino", "nncf", "cv2", "rosbags")
 
 # Runs `fast-scnn ARGV` in this interpreter, then prints the heavy modules it imported.
 PROBE = """
