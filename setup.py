@@ -32,6 +32,8 @@ ROS = [
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"]
 # `fast-scnn label-bags --ray`: Ray core only (no dashboard, no Ray Data); pulls no torch.
 RAY = ["ray>=2.40"]
+# backend openvino (CPU, f32/bf16/int8) and `fast-scnn quantize` (NNCF calibrates the ONNX graph with onnxruntime)
+OPENVINO = ["openvino>=2025.0", "nncf>=2.16", *ONNX]
 
 setup(
     name=PACKAGE,
@@ -68,6 +70,7 @@ setup(
         "ros": ROS,
         "onnx": ONNX,
         "ray": RAY,
+        "openvino": OPENVINO,
         "test": [
             "pytest>=8",
             "ruff>=0.6",
@@ -78,7 +81,7 @@ setup(
             "cityscapesscripts>=2.2",  # the official evaluation, the reference in tests
             "mcap>=1.2",  # Foxglove's reference MCAP reader and ROS 2 decoder check label-bag's output
             "mcap-ros2-support>=0.5",
-            *ONNX,
+            *OPENVINO,
             *RAY,
             *ROS,
         ],

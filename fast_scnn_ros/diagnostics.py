@@ -31,6 +31,9 @@ def diagnostic_array(
     engine_values = {
         "device": str(engine.segmenter.device),
         "backend": engine.segmenter.backend,
+        "precision": engine.segmenter.precision,
+        # why `auto` chose this backend/precision (openvino missing, no accuracy gate, ...); "" when asked for
+        "backend_reason": engine.segmenter.choice.reason,
         "cameras": len(cameras),
         "memory_releases": memory_releases,
         "engine_loaded_at": engine.loaded_at.isoformat(timespec="milliseconds"),

@@ -113,7 +113,8 @@ class Segmentation:
         self.engine = engine
         segmenter = engine.segmenter
         self.node.get_logger().info(
-            f"configured: loaded {engine.config.checkpoint} ({segmenter.backend} on {segmenter.device}) "
+            f"configured: loaded {engine.config.checkpoint} ({segmenter.backend} {segmenter.precision} on "
+            f"{segmenter.device}{'; ' + segmenter.choice.reason if segmenter.choice.reason else ''}) "
             f"in {perf_counter() - start:.1f} s"
         )
 

@@ -26,6 +26,7 @@ HELP = {
     "bench": "paper-protocol speed benchmark over backends, devices and resolutions",
     "info": "parameter count and FLOPs at the paper's resolutions",
     "import-weights": "import a published Cityscapes checkpoint (mmsegmentation, Tramac) exactly",
+    "quantize": "int8 quantisation for the OpenVINO backend, with each precision's mIoU against f32",
 }
 COMMANDS = tuple((name, "fast_scnn_core.cli." + name.replace("-", "_"), text) for name, text in HELP.items())
 

@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import importlib.util
 import json
+import math
 import os
 import platform
 import statistics
@@ -44,23 +45,38 @@ if TYPE_CHECKING:  # annotations only: torch, numpy and the engine are imported 
 PAPER_SIZES = ((1024, 2048), (512, 1024), (256, 512))
 QUICK_SIZES = ((64, 128), (96, 160))
 BASELINE = "torch-eager"
+# The CPU features the backends' precisions use, named in the machine line (from /proc/cpuinfo)
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One way to run the engine: a name for the table and the InferenceConfig fields it sets."""
+    """One way to run the engine: a name for the table and the InferenceConfig fields it sets.
+
+    `architecture` times another network variant (FastSCNN(variant=...), untrained: speed only, its labels are
+    not compared): "tramac" is Tramac's PyTorch model, the baseline users compare with.
+    """
 
     name: str
     options: dict
+    architecture: str = ""
 
     def config(self, device: str, mode: str, threads: int, size: tuple[int, int]) -> InferenceConfig:
         return InferenceConfig(device=device, mode=mode, threads=threads, height=size[0], width=size[1], **self.options)
 
 
-def variants(device: str, backends: list[str], fp16: bool, compile: bool) -> list[Variant]:
-    """The variants available for `device` among `backends`; the eager fp32 baseline always comes first."""
+def variants(
+    device: str, backends: list[str], fp16: bool, compile: bool, precision: bool = False, checkpoint: str = ""
+) -> list[Variant]:
+    """The variants available for `device` among `backends`; the eager fp32 baseline always comes first.
+
+    `precision` adds Tramac's eager model and OpenVINO in every precision this CPU runs (int8 with the
+    checkpoint's artefact of `fast-scnn quantize`).
+    """
     cuda = device.startswith("cuda")
     found = [Variant(BASELINE, {"backend": "torch", "optimize": False})]
+    if precision:
+        found.append(Variant("tramac-eager", {"backend": "torch", "optimize": False}, "tramac"))
     if "torch" in backends:
         found.append(Variant("torch", {"backend": "torch"}))
         if compile:
@@ -72,11 +88,27 @@ def variants(device: str, backends: list[str], fp16: bool, compile: bool) -> lis
 
         if not cuda or "CUDAExecutionProvider" in ort.get_available_providers():
             found.append(Variant("onnxruntime", {"backend": "onnxruntime"}))
+    if precision and not cuda:
+        found += openvino_variants(checkpoint)
     if "tensorrt" in backends and cuda and importlib.util.find_spec("tensorrt") is not None:
         found.append(Variant("tensorrt", {"backend": "tensorrt"}))
         if fp16:
             found.append(Variant("tensorrt-fp16", {"backend": "tensorrt", "fp16": True}))
     return found
+
+
+def openvino_variants(checkpoint: str) -> list[Variant]:
+    """OpenVINO in f32, bf16 where the CPU has it, int8 when the checkpoint has a fresh artefact; none without it."""
+    from fast_scnn_core.infer.precision import cpu_precisions, fresh_artefact, openvino_installed
+
+    if not openvino_installed():
+        return []
+    artefact, _ = fresh_artefact(checkpoint)
+    return [
+        Variant(f"openvino-{p}", {"backend": "openvino", "precision": p, "checkpoint": checkpoint})
+        for p in cpu_precisions()
+        if p != "int8" or artefact is not None
+    ]
 
 
 def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -120,28 +152,51 @@ def run_benchmark(
     fp16: bool = False,
     compile: bool = False,
     image: np.ndarray | None = None,
+    precision: bool = False,
+    checkpoint: str = "",
     log: Callable[[str], object] = print,
 ) -> list[dict]:
     """Rows of results, one per (device, size, mode, variant)."""
     from fast_scnn_core.infer.segmenter import Segmenter
+    from fast_scnn_core.model.network import FastSCNN
 
+    other = {"tramac": FastSCNN(classes.num_classes, aux=False, variant="tramac").eval()} if precision else {}
+    gate = _gate(checkpoint)
     rows = []
     for device in devices:
         for size in sizes:
             picture = scene(*size) if image is None else _resize(image, size)
             for mode in modes:
-                segmenters = {
-                    v.name: Segmenter(model, classes, v.config(device, mode, threads, size), mean, std)
-                    for v in variants(device, backends, fp16, compile)
-                }
+                segmenters, architecture = {}, {}
+                for v in variants(device, backends, fp16, compile, precision, checkpoint):
+                    config = v.config(device, mode, threads, size)
+                    segmenters[v.name] = Segmenter(other.get(v.architecture, model), classes, config, mean, std)
+                    architecture[v.name] = v.architecture
                 reference = segmenters[BASELINE](picture).labels
-                agreement = {n: float((s(picture).labels == reference).mean()) for n, s in segmenters.items()}
+                agreement = {
+                    n: math.nan if architecture[n] else float((s(picture).labels == reference).mean())
+                    for n, s in segmenters.items()
+                }
                 times = _time(segmenters, picture, warmup, frames)
-                where = {"device": device, "height": size[0], "width": size[1], "mode": mode}
+                where = {"device": device, "height": size[0], "width": size[1], "mode": mode, "threads": threads}
                 for row in _rows(times, agreement, where, warmup):
+                    row["precision"] = segmenters[row["variant"]].precision
+                    row["miou_delta"] = (
+                        gate.delta_points(row["precision"]) if gate and "openvino" in row["variant"] else None
+                    )
                     rows.append(row)
                     log(_format_row(row))
     return rows
+
+
+def _gate(checkpoint: str):
+    """The accuracy gate `fast-scnn quantize` recorded for the checkpoint, None without one (or without OpenVINO)."""
+    from fast_scnn_core.infer.precision import fresh_artefact
+
+    if not checkpoint or importlib.util.find_spec("onnx") is None:
+        return None
+    artefact, _ = fresh_artefact(checkpoint)
+    return artefact.gate if artefact else None
 
 
 def _rows(times: dict[str, list[float]], agreement: dict[str, float], where: dict, warmup: int) -> list[dict]:
@@ -172,14 +227,19 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-HEADER = "| device | size | mode | variant | ms (mean) | ms (median) | fps | x eager fp32 | labels = eager |"
+HEADER = (
+    "| device | size | mode | variant | ms (mean) | ms (median) | fps | x eager fp32 | labels = eager | precision "
+    "| threads | mIoU vs f32 (points) |"
+)
 
 
 def _format_row(row: dict) -> str:
+    agreement = "n/a" if math.isnan(row["agreement"]) else f"{100 * row['agreement']:.2f} %"
+    delta = "" if row.get("miou_delta") is None else f"{0.0 - row['miou_delta'] + 0.0:+.2f}"
     return (
         f"| {row['device']} | {row['height']}x{row['width']} | {row['mode']} | {row['variant']} | "
         f"{row['ms']:.1f} | {row['median_ms']:.1f} | {row['fps']:.1f} | {row['ratio']:.2f} | "
-        f"{100 * row['agreement']:.2f} % |"
+        f"{agreement} | {row.get('precision', '')} | {row.get('threads', '')} | {delta} |"
     )
 
 
@@ -188,12 +248,13 @@ def markdown(rows: list[dict], machine: dict) -> str:
         "# fast-scnn bench",
         "",
         f"Machine: {machine['cpu']} ({machine['cores']} cores), {machine['gpu'] or 'no GPU'}; "
-        f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, threads {machine['threads']}; "
+        f"CPU flags {' '.join(machine.get('cpu_flags', [])) or 'n/a'}; torch {machine['torch']}, onnxruntime "
+        f"{machine['onnxruntime']}, openvino {machine.get('openvino')}, threads {machine['threads']}; "
         f"{machine['date']}.",
         f"Command: `{machine['command']}`",
         "",
         HEADER,
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
         *(_format_row(r) for r in rows),
         "",
     ]
@@ -203,14 +264,21 @@ def markdown(rows: list[dict], machine: dict) -> str:
 def machine_info(threads: int, command: str) -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = [f for f in line.split(":", 1)[1].split() if f in CPU_FLAGS]
                 break
     except OSError:
         pass
+    openvino_version = None
+    if importlib.util.find_spec("openvino") is not None:
+        import openvino
+
+        openvino_version = openvino.__version__.split("-")[0]
     ort_version = None
     if importlib.util.find_spec("onnxruntime") is not None:
         import onnxruntime
@@ -218,6 +286,8 @@ def machine_info(threads: int, command: str) -> dict:
         ort_version = onnxruntime.__version__
     return {
         "cpu": cpu,
+        "cpu_flags": flags,
+        "openvino": openvino_version,
         "cores": os.cpu_count(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch": torch.__version__,
@@ -236,7 +306,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default="cls,prob")
     parser.add_argument("--warmup", type=int, default=100, help="burn-in frames per variant (paper: 100)")
     parser.add_argument("--frames", type=int, default=100, help="timed frames per variant (paper: 100)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    parser.add_argument(
+        "--threads", default="0", help="CPU threads, a comma-separated list run in turn (0 = all cores)"
+    )
+    parser.add_argument(
+        "--precision",
+        action="store_true",
+        help="also Tramac's eager model and OpenVINO f32, bf16 (where the CPU has it) and int8 (with --checkpoint's "
+        "artefact of `fast-scnn quantize`), each precision's mIoU against f32 from that artefact's gate",
+    )
     parser.add_argument("--fp16", action="store_true", help="also time fp16 variants on CUDA")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
     parser.add_argument("--image", help="benchmark on this image (resized to each size) instead of a synthetic scene")
@@ -284,10 +362,25 @@ def _plan(args: argparse.Namespace) -> dict:
         "modes": modes,
         "warmup": warmup,
         "frames": frames,
-        "threads": args.threads,
         "fp16": args.fp16,
+        "precision": args.precision,
+        "checkpoint": args.checkpoint or "",
         "compile": args.compile,
     }
+
+
+def _threads(text: str) -> list[int]:
+    """`--threads`: comma-separated counts, each checked like the engine's `threads` option."""
+    try:
+        counts = [int(word) for word in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--threads {text!r}: expected comma-separated integers, e.g. 1,2") from None
+    for count in counts:
+        try:
+            InferenceConfig(threads=count)
+        except ConfigError as exc:
+            raise ConfigError(f"--threads {text!r}: {exc}") from None
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -299,10 +392,13 @@ def run(args: argparse.Namespace) -> int:
 
         image = read_rgb(Path(args.image))
     command = "fast-scnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "fast-scnn bench"
-    machine = machine_info(args.threads, command)
-    print(f"{machine['cpu']}, {machine['gpu'] or 'no GPU'}, threads {machine['threads']}")
+    threads = _threads(args.threads)
+    machine = machine_info(threads[0], command)
+    if len(threads) > 1:  # each row names its count
+        machine["threads"] = ",".join(map(str, threads))
+    print(f"{machine['cpu']}, {machine['gpu'] or 'no GPU'}, threads {','.join(map(str, threads))}")
     print(HEADER)
-    rows = run_benchmark(model, classes, mean, std, image=image, **plan)
+    rows = [row for t in threads for row in run_benchmark(model, classes, mean, std, image=image, threads=t, **plan)]
     if args.json:
         atomic_write_text(args.json, json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     if args.markdown:

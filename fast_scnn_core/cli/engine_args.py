@@ -11,11 +11,11 @@ import argparse
 from fast_scnn_core.infer.options import InferenceConfig, add_option_argument
 
 # The engine options the commands take as flags; the others keep InferenceConfig's defaults.
-ENGINE_OPTIONS = ("device", "backend", "fp16", "width", "height", "threads")
+ENGINE_OPTIONS = ("device", "backend", "precision", "fp16", "width", "height", "threads")
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device, --backend, --fp16, --width, --height and --threads, each from its InferenceConfig field."""
+    """--device, --backend, --precision, --fp16, --width, --height and --threads, each from its option's field."""
     for name in ENGINE_OPTIONS:
         add_option_argument(parser, name)
 

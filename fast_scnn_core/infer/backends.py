@@ -3,33 +3,50 @@
 - `TorchEngine`: PyTorch with BatchNorm folded, channels_last, fp16 on CUDA, optional torch.compile.
 - `OnnxRuntimeEngine`: the same graph exported to ONNX (in memory) and run by ONNX Runtime with
   the CPU, CUDA or TensorRT execution provider.
+- `OpenVinoEngine`: the same ONNX graph (or its int8 version from `fast-scnn quantize`) compiled by
+  OpenVINO for the CPU in f32, bf16 or int8, one compiled model per input shape.
 - `TensorRTEngine`: a TensorRT engine built from the ONNX graph with a dynamic-shape profile; only
   where `tensorrt` is installed (never on the CPU-only CI).
 
-onnxruntime and tensorrt are imported only when their backend is built, so the core works
-without the `onnx` extra.
+onnxruntime, openvino and tensorrt are imported only when their backend is built, so the core works
+without the `onnx` and `openvino` extras.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import collections
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from fast_scnn_core.errors import ConfigError
 from fast_scnn_core.infer.graph import SegmentationGraph, onnx_bytes
+from fast_scnn_core.infer.options import InferenceConfig
+from fast_scnn_core.infer.precision import INSTALL_HINT, Choice, choose_cpu_backend, openvino_core
 
 
-def resolve_backend(name: str, device: torch.device) -> str:
-    """`auto` -> onnxruntime on the CPU when it is installed, else torch; other names unchanged."""
-    if name != "auto":
-        return name
-    if device.type == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
-        return "onnxruntime"
-    return "torch"
+def resolve_backend(config: InferenceConfig, device: torch.device) -> Choice:
+    """The backend and precision `config` runs on `device`, with the reason for what `auto` chose.
+
+    On the CPU, `auto` and `openvino` are decided by `precision.choose_cpu_backend` (openvino only in a
+    precision measured faster than onnxruntime and within the accuracy gate); on CUDA `auto` is torch.
+    """
+    fp = "fp16" if config.fp16 and device.type == "cuda" else "f32"
+    if device.type != "cpu":
+        if config.backend == "openvino" or config.precision in ("bf16", "int8"):
+            raise ConfigError(
+                f"backend openvino and precision bf16/int8 run on the CPU; device {device} runs torch, "
+                "onnxruntime or tensorrt (fp16 for half precision)"
+            )
+        return Choice("torch" if config.backend == "auto" else config.backend, fp, "")
+    if config.backend in ("auto", "openvino"):
+        return choose_cpu_backend(config.backend, config.precision, config.checkpoint)
+    return Choice(config.backend, "f32", "")
 
 
 Outputs = tuple[torch.Tensor, torch.Tensor | None]
+Engine = Callable[[torch.Tensor], Outputs]  # uint8 (N, H, W, 3) -> labels [+ confidence]
 
 
 def _split(out: torch.Tensor | tuple[torch.Tensor, ...]) -> Outputs:
@@ -112,6 +129,57 @@ class OnnxRuntimeEngine:
         run_options = self._shrink if shape != self._last_shape else None
         outputs = self.session.run(None, {"image": image.cpu().numpy()}, run_options)
         tensors = [torch.from_numpy(o).to(self.device) for o in outputs]
+        return tensors[0], tensors[1] if len(tensors) > 1 else None
+
+
+# Compiled models kept per input shape (N, H, W): a camera ring's few sizes stay compiled, a stream of ever new
+# sizes (a misconfigured camera) does not grow the process without bound. Compiling one takes ~0.15 s.
+OPENVINO_SHAPES = 4
+
+
+class OpenVinoEngine:
+    """OpenVINO on the CPU over the exported graph (`onnx`: its bytes, or the int8 artefact's), latency hint,
+    `threads` inference threads; a model compiled per input shape (OpenVINO's static shapes are its fast path).
+
+    `precision` is the CPU plugin's inference precision: f32, bf16, or int8, whose graph holds the
+    quantisation and runs its other operations in bf16 where the CPU has it (measured faster, same labels
+    as int8 with f32 within the gate: docs/benchmarks.md), else f32.
+    """
+
+    def __init__(self, onnx: bytes, *, precision: str, threads: int = 0, bf16: bool = False, outputs: int = 2):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ConfigError(f"backend openvino needs the openvino extra: {INSTALL_HINT}") from None
+        self.core = openvino_core()
+        model = self.core.read_model(onnx)
+        # The first `outputs` outputs (labels [, confidence]); OpenVINO drops what no kept output needs.
+        self.model = ov.Model(model.outputs[:outputs], model.get_parameters(), "fast_scnn")
+        self.precision = precision
+        hint = {"f32": "f32", "bf16": "bf16", "int8": "bf16" if bf16 else "f32"}[precision]
+        self.properties = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+        if threads:
+            self.properties["INFERENCE_NUM_THREADS"] = threads
+        self.device = torch.device("cpu")
+        self._requests: collections.OrderedDict[tuple[int, ...], object] = collections.OrderedDict()
+
+    def _request(self, shape: tuple[int, ...]):
+        """The infer request of a model compiled for `shape`, compiled now unless one of the last few shapes."""
+        if shape in self._requests:
+            self._requests.move_to_end(shape)
+            return self._requests[shape]
+        model = self.model.clone()
+        model.reshape({"image": list(shape)})
+        request = self.core.compile_model(model, "CPU", self.properties).create_infer_request()
+        self._requests[shape] = request
+        if len(self._requests) > OPENVINO_SHAPES:
+            self._requests.popitem(last=False)
+        return request
+
+    def __call__(self, image: torch.Tensor) -> Outputs:
+        pixels = np.ascontiguousarray(image.cpu().numpy())
+        results = self._request(tuple(pixels.shape)).infer({0: pixels})
+        tensors = [torch.from_numpy(np.array(results[i])) for i in range(len(results))]
         return tensors[0], tensors[1] if len(tensors) > 1 else None
 
 

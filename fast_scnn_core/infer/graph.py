@@ -71,7 +71,8 @@ class SegmentationGraph(nn.Module):
         if self.mode == "cls":
             return self.model(x, mode="cls").to(torch.uint8)
         labels, confidence = labels_and_confidence(self.model(x, mode="logits"))
-        return labels.to(torch.uint8), confidence.float()
+        # No Cast node when it is float32 already: NNCF's ONNX passes fail on a no-op Cast that is a graph output.
+        return labels.to(torch.uint8), confidence if confidence.dtype == torch.float32 else confidence.float()
 
 
 def pipeline_graph(

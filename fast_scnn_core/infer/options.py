@@ -55,9 +55,18 @@ class InferenceConfig:
 
     checkpoint: str = _option("", "checkpoint (.pt) written by `fast-scnn train`; required")
     device: str = _option("auto", "auto (first CUDA GPU, else CPU), cpu, cuda or cuda:N")
-    # auto: onnxruntime is 3-5x faster than eager on CPU (docs/benchmarks.md)
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = _option(
-        "auto", "auto (onnxruntime on CPU when installed, else torch), torch, onnxruntime or tensorrt (CUDA)"
+    # auto: onnxruntime is 3-5x faster than eager on CPU; openvino in bf16/int8 faster again, in f32 slower
+    # (docs/benchmarks.md), so auto takes openvino only for a precision other than f32 (infer/precision.py)
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] = _option(
+        "auto",
+        "auto (on CPU: openvino when installed and its precision is bf16 or int8, else onnxruntime when "
+        "installed, else torch; torch on CUDA), torch, onnxruntime, openvino (CPU) or tensorrt (CUDA)",
+    )
+    precision: Literal["auto", "f32", "bf16", "int8"] = _option(
+        "auto",
+        "openvino backend: auto (the fastest precision whose mIoU passed the accuracy gate that `fast-scnn "
+        "quantize` recorded for this checkpoint, else f32), f32, bf16 (CPUs with AVX512_BF16 or AMX) or int8 "
+        "(the checkpoint's <name>.int8.onnx written by `fast-scnn quantize`)",
     )
     fp16: bool = _option(False, "half precision on CUDA (torch, onnxruntime, tensorrt); ignored on CPU")
     width: int = _option(0, "inference width in pixels", (MIN_SIDE, MAX_SIDE), "the input image's width")
@@ -199,6 +208,11 @@ def _validate(config: InferenceConfig) -> None:
             f"threads {config.threads} is more than {THREADS_PER_CPU}x the {available_cpus()} CPU(s) available to "
             f"this process: expected 1..{limit}, or 0 = the library's default (more threads only compete for the "
             "same CPUs, each with its own stack)"
+        )
+    if config.precision in ("bf16", "int8") and config.backend not in ("auto", "openvino"):
+        raise ConfigError(
+            f"precision {config.precision} runs on backend openvino only (backend {config.backend} computes in "
+            "f32, fp16 on CUDA); use backend openvino or auto, or precision auto"
         )
     if config.width * config.height > config.max_pixels:
         raise ConfigError(

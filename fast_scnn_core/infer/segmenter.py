@@ -13,6 +13,7 @@ bilinear interpolation, which is cheaper than upsampling C-channel logits to the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,15 @@ import torch.nn.functional as F
 
 from fast_scnn_core.device import resolve_device
 from fast_scnn_core.errors import ConfigError, InputError
-from fast_scnn_core.infer.backends import resolve_backend
-from fast_scnn_core.infer.graph import pipeline_graph
+from fast_scnn_core.infer.backends import (
+    Engine,
+    OnnxRuntimeEngine,
+    OpenVinoEngine,
+    TensorRTEngine,
+    TorchEngine,
+    resolve_backend,
+)
+from fast_scnn_core.infer.graph import SegmentationGraph, onnx_bytes, pipeline_graph
 from fast_scnn_core.infer.options import (  # re-exported: the options are part of the engine's API
     GPU_BATCH,
     MAX_THREADS,
@@ -33,6 +41,7 @@ from fast_scnn_core.infer.options import (  # re-exported: the options are part 
     option_help,
     option_range,
 )
+from fast_scnn_core.infer.precision import cpu_precisions
 from fast_scnn_core.labels import ClassSet
 from fast_scnn_core.limits import size_problem
 from fast_scnn_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD, build_model, class_set_of, load_checkpoint
@@ -80,26 +89,28 @@ class Segmenter:
             raise ConfigError(f"model has {model.num_classes} classes but the class set has {classes.num_classes}")
         self.classes = classes
         self.device = resolve_device(config.device)
-        self.backend = resolve_backend(config.backend, self.device)
-        fp16 = config.fp16 and self.device.type == "cuda"
+        # What runs (backend, precision) and, when `auto` chose it, why: diagnostics and `fast-scnn bench` show it.
+        self.choice = resolve_backend(config, self.device)
+        self.backend, self.precision = self.choice.backend, self.choice.precision
         torch.set_num_threads(config.threads or _LIBRARY_THREADS)
         # On a copy of the model (the caller's is left as it was); only the eager baseline keeps BatchNorm.
         graph = pipeline_graph(model, mean, std, config.mode, fold=config.optimize or self.backend != "torch")
+        self.engine = self._engine(graph)
+
+    def _engine(self, graph: SegmentationGraph) -> Engine:
+        config, fp16 = self.config, self.precision == "fp16"
         if self.backend == "torch":
-            from fast_scnn_core.infer.backends import TorchEngine
-
-            self.engine = TorchEngine(
-                graph, self.device, fp16=fp16, channels_last=config.optimize, compile=config.compile
-            )
-        elif self.backend == "onnxruntime":
-            from fast_scnn_core.infer.backends import OnnxRuntimeEngine
-
-            self.engine = OnnxRuntimeEngine(graph, self.device, threads=config.threads, fp16=fp16)
-        else:
-            from fast_scnn_core.infer.backends import TensorRTEngine
-
-            size = (config.height or 512, config.width or 1024)
-            self.engine = TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size, max_batch=self.max_batch)
+            return TorchEngine(graph, self.device, fp16=fp16, channels_last=config.optimize, compile=config.compile)
+        if self.backend == "onnxruntime":
+            return OnnxRuntimeEngine(graph, self.device, threads=config.threads, fp16=fp16)
+        if self.backend == "openvino":
+            artefact = self.choice.artefact
+            onnx = artefact.onnx if artefact is not None and self.precision == "int8" else onnx_bytes(graph)
+            bf16 = self.precision == "int8" and "bf16" in cpu_precisions()
+            outputs = 1 if config.mode == "cls" else 2  # the artefact has both (its graph is prob mode's)
+            return OpenVinoEngine(onnx, precision=self.precision, threads=config.threads, bf16=bf16, outputs=outputs)
+        size = (config.height or 512, config.width or 1024)
+        return TensorRTEngine(graph, self.device, fp16=fp16, opt_size=size, max_batch=self.max_batch)
 
     @property
     def max_batch(self) -> int:
@@ -114,7 +125,10 @@ class Segmenter:
         """
         if not path:
             raise ConfigError("no checkpoint given: set `checkpoint` to a file written by `fast-scnn train`")
-        return cls.from_payload(load_checkpoint(path), config)
+        payload = load_checkpoint(path)
+        # The config names the file it runs: the OpenVINO backend finds the checkpoint's int8 artefact by it.
+        config = dataclasses.replace(config or InferenceConfig(), checkpoint=str(path))
+        return cls.from_payload(payload, config)
 
     @classmethod
     def from_payload(cls, payload: dict, config: InferenceConfig | None = None) -> Segmenter:

@@ -31,7 +31,10 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path, capsys: pytest.Cap
     assert "| cpu | 96x160 | cls | torch-eager |" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("option", "value"), [("--sizes", "512"), ("--sizes", "16x16"), ("--modes", "logits")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--sizes", "512"), ("--sizes", "16x16"), ("--modes", "logits"), ("--threads", "1,two"), ("--threads", "1,-1")],
+)
 def test_bad_bench_options_are_refused(option: str, value: str, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["bench", "--devices", "cpu", option, value, "--frames", "1", "--warmup", "0"]) == 2
     assert option in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The `fast-scnn` command table: `--help` of the program and of every command answers without loading torch.
 
-Command modules import torch, onnxruntime, cv2, rosbags and ray only inside the function that runs the
+Command modules import torch, onnxruntime, openvino, nncf, cv2, rosbags and ray only inside the function that runs the
 command (as git's and pip's subcommands load only what they use); each help runs in a fresh
 interpreter, which then reports which of those it imported. A bound on what help imports, not on time.
 """
@@ -14,7 +14,7 @@ from support import run_command
 
 from fast_scnn_core.cli import COMMANDS
 
-HEAVY = ("torch", "onnxruntime", "cv2", "rosbags", "ray")
+HEAVY = ("torch", "onnxruntime", "openvino", "nncf", "cv2", "rosbags", "ray")
 
 # Runs `fast-scnn ARGV` in this interpreter, then prints the heavy modules it imported.
 PROBE = """
@@ -43,7 +43,7 @@ def test_help_imports_no_torch(argv: list[str]) -> None:
 def test_every_command_is_a_module_of_the_cli_package() -> None:
     names = [name for name, _, _ in COMMANDS]
     assert names[:6] == ["synth", "train", "eval", "predict", "label-bag", "bag-to-dataset"]
-    assert names[6:] == ["label-bags", "bags-to-dataset", "export", "bench", "info", "import-weights"]
+    assert names[6:] == ["label-bags", "bags-to-dataset", "export", "bench", "info", "import-weights", "quantize"]
     for name, module, _ in COMMANDS:
         assert module == f"fast_scnn_core.cli.{name.replace('-', '_')}"
 
