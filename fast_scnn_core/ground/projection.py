@@ -58,7 +58,7 @@ class GroundProjector:
                 f"z = {height:.3f} m in the base frame (check the pose: tf or ground.camera_translation)"
             )
         self._obstacle = costs.obstacle
-        self._kinds = np.where(costs.table == UNKNOWN, 0, np.where(costs.traversable, 1, 2)).astype(np.uint8)
+        self._blocks, self._unknown = ~costs.traversable, costs.table == UNKNOWN  # what ends or precedes a free run
         border = camera.rays(camera.border()) @ pose.rotation.T
         if not np.any(border[:, 2] < 0):
             raise GroundGeometryError(
@@ -157,17 +157,17 @@ class GroundProjector:
         """Per column, scanning up from the bottom row past unknown pixels there (the ego vehicle's bonnet, ignore
         id): the row of the first pixel after the free run (-1: the run reaches the top row scanned) and the row of
         the run's far end (-1: no free run)."""
-        scanned = labels[self._top :]
-        kinds = self._kinds[scanned[::-1]]  # rows from the bottom: 0 unknown, 1 traversable, 2 not
-        rows, columns = kinds.shape[0], np.arange(labels.shape[1])
+        scanned = labels[self._top :][::-1]  # rows from the bottom
+        rows, columns = scanned.shape[0], np.arange(labels.shape[1])
+        blocked = np.take(self._blocks, scanned)  # the per-frame cost: one table lookup and one argmax
         lead = np.zeros(labels.shape[1], dtype=np.intp)
-        if (kinds[0] == 0).any():
-            lead = np.argmax(kinds != 0, axis=0)
-            lead[kinds[lead, columns] == 0] = rows  # unknown all the way up
-        blocked = kinds != 1
-        if lead.any():
-            blocked = blocked | (np.arange(rows)[:, None] < lead)
-        stop = np.argmax(blocked & (np.arange(rows)[:, None] >= lead), axis=0)
+        if np.take(self._unknown, scanned[0]).any():  # some column starts unknown: skip those pixels first
+            known = ~np.take(self._unknown, scanned)
+            lead = np.argmax(known, axis=0)
+            lead[~known[lead, columns]] = rows  # unknown all the way up
+            stop = np.argmax(blocked & (np.arange(rows)[:, None] >= lead), axis=0)
+        else:
+            stop = np.argmax(blocked, axis=0)
         open_top = ~blocked[stop, columns] | (stop < lead)  # nothing blocks above the run's start
         stop[open_top] = rows
         height = labels.shape[0]
