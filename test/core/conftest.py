@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from models import TINY, trained_like
 from support import REPO
 
 from fast_scnn_core.config import load_config
 from fast_scnn_core.data.synthetic import write_synthetic_dataset
+from fast_scnn_core.model.checkpoint import save_checkpoint
 from fast_scnn_core.train.loop import train
 from fast_scnn_core.train.recipe import TrainConfig
 
@@ -46,6 +48,14 @@ def make_tiny_config(root: Path, run_dir: Path, *overrides: str) -> TrainConfig:
 def tiny_config() -> Callable[..., TrainConfig]:
     """`tiny_config(root, run_dir, "key=value", ...)`: a TrainConfig for a test-sized run."""
     return make_tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-class checkpoint whose BatchNorms hold trained-like statistics (models.trained_like)."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, trained_like(3), TINY)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from models import TINY, trained_like
+from models import TINY
 from recordings import (
     START_NS,
     TYPESTORE,
@@ -57,10 +57,8 @@ CAMERAS = {"/front/image_raw": "/front", "/rear/image_raw": "/rear", "/side/imag
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, trained_like(3), TINY)
-    return path
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from models import TINY, trained_like
 from recordings import write_camera_bag
 from rosbags.rosbag2 import Reader
 from support import REPO, run_command, tree_env
@@ -41,10 +40,8 @@ ENGINE = ("--topic", TOPIC, "--backend", "torch", "--threads", "1", "--batch", "
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, trained_like(3), TINY)
-    return path
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
