@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fast_scnn_core.errors import CheckpointError, ConfigError
+from fast_scnn_core.model.checkpoint import file_sha256
 
 GATE_POINTS = 0.3  # mIoU points below f32 a precision may lose and still be chosen by `auto`
 FASTEST_FIRST = ("int8", "bf16")  # measured faster than ONNX Runtime f32 (docs/benchmarks.md); f32 is slower
@@ -36,17 +36,6 @@ SHA_KEY, GATE_KEY = "fast_scnn.checkpoint_sha256", "fast_scnn.gate"
 def artefact_path(checkpoint: str | Path) -> Path:
     """Where `fast-scnn quantize` writes, and the engine looks for, the int8 graph: runs/x/best.pt -> best.int8.onnx."""
     return Path(checkpoint).with_suffix(ARTEFACT_SUFFIX)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

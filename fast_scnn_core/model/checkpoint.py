@@ -20,6 +20,7 @@ is a paper model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import math
 import re
@@ -246,6 +247,19 @@ def check_checkpoint(payload: Any, path: Path, *, resume: bool = False) -> dict[
                 "weights-only checkpoint, and resume needs the last.pt of the run (or start a new run)"
             )
     return payload
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks (checkpoints, published weights); CheckpointError when it
+    cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
+    return digest.hexdigest()
 
 
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu", *, legacy: bool = False) -> Any:

@@ -19,7 +19,6 @@ the bias is folded into the BatchNorm: BN(Wx + b) with running mean m == BN(Wx) 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import torch
 
 from fast_scnn_core.errors import CheckpointError
 from fast_scnn_core.labels import CITYSCAPES
-from fast_scnn_core.model.checkpoint import ImportedFrom, safe_load
+from fast_scnn_core.model.checkpoint import ImportedFrom, file_sha256, safe_load
 from fast_scnn_core.model.network import FastSCNN
 
 Source = Literal["mmseg", "tramac"]
@@ -251,11 +250,7 @@ def read_source(path: Path) -> tuple[OrderedDict[str, torch.Tensor], dict[str, A
 
 def provenance(source: Source, path: Path) -> tuple[ImportedFrom, list[str]]:
     """`imported_from` of the file at `path`, and warnings (an mmseg file whose name disagrees with its sha256)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    sha256 = digest.hexdigest()
+    sha256 = file_sha256(path)
     published = PUBLISHED[source]
     warnings = []
     named = _MMSEG_HASH_IN_NAME.search(path.name) if source == "mmseg" else None
