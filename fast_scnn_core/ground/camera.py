@@ -128,12 +128,17 @@ class PinholeCamera:
         return np.concatenate([np.column_stack(side) for side in sides])
 
     @cached_property
+    def border_rays(self) -> np.ndarray:
+        """The rays of `border()`'s pixels (NaN where there is none): the view's outline, once per model."""
+        return self.rays(self.border())
+
+    @cached_property
     def max_radius(self) -> float:
         """Largest normalised radius |(x, y)| of any pixel of the image: beyond it a distortion polynomial can fold
         points from outside the view back into the image, so those are never projected."""
         if not self.d.size:
             return np.inf
-        radii = np.linalg.norm(self.rays(self.border())[:, :2], axis=1)
+        radii = np.linalg.norm(self.border_rays[:, :2], axis=1)
         return float(radii.max()) if np.isfinite(radii).all() else self.fold_radius  # NaN: the fold is in view
 
     @cached_property

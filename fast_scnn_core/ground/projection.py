@@ -59,8 +59,7 @@ class GroundProjector:
             )
         self._obstacle = costs.obstacle
         self._blocks, self._unknown = ~costs.traversable, costs.table == UNKNOWN  # what ends or precedes a free run
-        border = camera.rays(camera.border()) @ pose.rotation.T
-        if not np.any(border[:, 2] < 0):
+        if not np.any((camera.border_rays @ pose.rotation.T)[:, 2] < 0):
             raise GroundGeometryError(
                 "no ground visible: every pixel's ray points at or above the horizon (the optical axis is pitched "
                 "up, or the camera is upside down: check the pose's rotation)"
@@ -110,7 +109,6 @@ class GroundProjector:
         distance = self._distance(points)
         if self.max_range > 0:
             seen &= distance <= self.max_range
-            pixel[~seen] = -1
         if not seen.any():
             raise GroundGeometryError(
                 f"no cell of the ground grid is in view (x {grid.x_min:g}..{grid.x_max:g} m, y {grid.y_min:g}.."
@@ -140,14 +138,19 @@ class GroundProjector:
         if labels.shape != self._shape or labels.dtype != np.uint8:
             raise ValueError(f"labels {labels.shape} {labels.dtype}: expected {self._shape} uint8")
         first, end = self._column_scan(labels)
-        contact = self._contact_distance(labels, first)
+        columns, points, contact_classes = self._contacts(labels, first)
+        distance = self._distance(points)
+        contact = np.full(labels.shape[1], np.inf)  # per column: how far its nearest obstacle meets the ground
+        contact[columns] = distance
         grid = np.full(self.grid.width * self.grid.height, UNKNOWN, dtype=np.int8)
         classes = labels.ravel()[self._cell_pixels]
         costs = self.costs.table[classes]
         hidden = self._obstacle[classes] & (self._cell_distance > contact[self._cell_columns] + self.grid.resolution)
         costs[hidden] = UNKNOWN
         grid[self._cells] = costs
-        obstacles, obstacle_labels = self._obstacle_points(labels, first, end)
+        # Obstacle points: the contacts that end a free run, within range.
+        marked = (end[columns] >= 0) & ((distance <= self.max_range) if self.max_range > 0 else True)
+        obstacles, obstacle_labels = points[marked].astype(np.float32), contact_classes[marked]
         free, free_labels = self._free_points(labels, end)
         return GroundResult(
             grid.reshape(self.grid.height, self.grid.width), obstacles, obstacle_labels, free, free_labels
@@ -181,28 +184,18 @@ class GroundProjector:
         r = self.pose.rotation  # r @ (x, y, 1), written out: numpy's small matmul is slow on (N, 3) arrays
         return xy[:, :1] * r[:, 0] + xy[:, 1:] * r[:, 1] + r[:, 2]
 
-    def _contact_distance(self, labels: np.ndarray, first: np.ndarray) -> np.ndarray:
-        """Per column the ground distance of its nearest obstacle pixel (the first non-traversable one, when an
-        obstacle class); inf where there is none or it is above the horizon."""
-        contact = np.full(labels.shape[1], np.inf)
+    def _contacts(self, labels: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The columns whose first pixel after the free run is an obstacle class that meets the ground: those columns,
+        the ground points of those pixels, their classes."""
         columns = np.flatnonzero(first >= 0)
-        columns = columns[self._obstacle[labels[first[columns], columns]]]
+        classes = labels[first[columns], columns]
+        obstacle = self._obstacle[classes]
+        columns, classes = columns[obstacle], classes[obstacle]
         points, down = self._intersect(self._rays_at(first[columns], columns))
-        contact[columns[down]] = self._distance(points[down])
-        return contact
+        return columns[down], points[down], classes[down]
 
     def _in_range(self, points: np.ndarray, down: np.ndarray) -> np.ndarray:
         return down & ((self._distance(points) <= self.max_range) if self.max_range > 0 else True)
-
-    def _obstacle_points(self, labels: np.ndarray, first: np.ndarray, end: np.ndarray):
-        columns = np.flatnonzero((first >= 0) & (end >= 0))
-        rows = first[columns]
-        classes = labels[rows, columns]
-        keep = self._obstacle[classes]
-        columns, rows, classes = columns[keep], rows[keep], classes[keep]
-        points, down = self._intersect(self._rays_at(rows, columns))
-        keep = self._in_range(points, down)
-        return points[keep].astype(np.float32), classes[keep]
 
     def _free_points(self, labels: np.ndarray, end: np.ndarray):
         columns = np.flatnonzero(end >= 0)
@@ -239,7 +232,7 @@ class GroundProjectors:
         if current is not None and camera.same_as(current.camera):
             camera = current.camera  # keeps its table of pixel rays
         if current is None or camera is not current.camera or not pose.close_to(current.pose):
-            self._projector = None
+            self._projector = None  # a build that fails (GroundGeometryError) leaves no stale projector behind
             self._projector = GroundProjector(camera, pose, self.grid, self.costs, self.max_range)
             self.builds += 1
         return self._projector
